@@ -1,0 +1,98 @@
+"""The devtool command line: global options, command registration, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from toolkit import __version__
+from toolkit.errors import DevtoolError, ExitCode
+
+
+class DevtoolGroup(TyperGroup):
+    """Turns DevtoolError and Ctrl-C into one clear message and an exit code; never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DevtoolError as exc:
+            _output(ctx).error(exc.message, hint=exc.hint, detail=exc.detail)
+            if getattr(ctx.obj, "settings", None) is not None and _output(ctx).json_mode:
+                _output(ctx).data({"ok": False, "error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code,
+                                   **({"data": exc.data} if exc.data else {})})
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _output(ctx).warn("Interrupted. A migration already running in the container finishes or rolls back "
+                              "as one transaction; `devtool status` shows where the database is.")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+
+def _output(ctx):
+    from toolkit.output import Output
+
+    root = ctx.find_root()
+    if getattr(root.obj, "out", None) is None:
+        return Output()
+    return root.obj.out
+
+
+app = typer.Typer(
+    cls=DevtoolGroup,
+    name="devtool",
+    help="Migrate the database of a Flask + Flask-SQLAlchemy + Postgres backend running under Docker Compose.\n\n"
+         'Example: devtool migrate "add posts table"',
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"devtool {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    project_dir: Optional[Path] = typer.Option(None, "-C", "--project-dir", envvar="DEVTOOL_PROJECT_DIR",
+                                               help="Project directory (default: where the compose file is)."),
+    file: Optional[List[Path]] = typer.Option(None, "-f", "--file", help="Compose file (repeatable)."),
+    project_name: Optional[str] = typer.Option(None, "-p", "--project-name", help="Compose project name."),
+    service: Optional[str] = typer.Option(None, "--service", envvar="DEVTOOL_SERVICE",
+                                          help="The backend service (default: auto-detected)."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show compose and container output."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    from toolkit.context import Context, Settings
+    from toolkit.output import Output
+
+    settings = Settings(project_dir=project_dir, compose_files=list(file or []), project_name=project_name,
+                        backend_service=service, verbose=verbose)
+    ctx.obj = Context(settings, Output(verbose=verbose))
+
+
+def _register() -> None:
+    from toolkit.cli import db, down, migrate, shell, snapshot, status, up
+
+    app.command("up", help=up.__doc__)(up.command)
+    app.command("down", help=down.__doc__)(down.command)
+    app.command("migrate", help=migrate.__doc__)(migrate.command)
+    app.command("db", help=db.__doc__, context_settings=db.CONTEXT_SETTINGS, add_help_option=False)(db.command)
+    app.command("shell", help=shell.__doc__)(shell.command)
+    app.command("status", help=status.__doc__)(status.command)
+    app.add_typer(snapshot.app, name="snapshot", help=snapshot.__doc__)
+    app.command("restore", help=snapshot.restore.__doc__)(snapshot.restore)
+
+
+_register()
+
+
+def main() -> None:
+    app()

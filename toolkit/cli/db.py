@@ -1,0 +1,29 @@
+"""Run any `flask db` subcommand in the backend container; options pass through, the exit code too.
+
+Example: devtool db downgrade -1
+"""
+
+from typing import List
+
+import typer
+
+from toolkit.errors import DevtoolError, ExitCode
+
+CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
+SUBCOMMANDS = ("init", "revision", "migrate", "edit", "merge", "upgrade", "downgrade", "show", "history", "heads",
+               "branches", "current", "stamp", "check", "list-templates")
+
+
+def command(ctx: typer.Context, args: List[str] = typer.Argument(None, metavar="SUBCOMMAND [ARGS]...")):
+    from toolkit.backend import backend_container, run_flask
+
+    args = list(args or [])
+    if not args or args[0] in ("-h", "--help"):
+        ctx.obj.out.info("Usage: devtool db SUBCOMMAND [ARGS]...   (subcommands: " + ", ".join(SUBCOMMANDS) + ")")
+        ctx.obj.out.info("Example: devtool db history --verbose;  devtool db upgrade --help for flask's own help.")
+        raise typer.Exit(0 if args else ExitCode.USAGE)
+    if args[0] not in SUBCOMMANDS:
+        raise DevtoolError(f"Unknown db subcommand {args[0]!r}.", exit_code=ExitCode.USAGE,
+                           hint=f"Use one of: {', '.join(SUBCOMMANDS)}.")
+    code = run_flask(ctx.obj, backend_container(ctx.obj), ["db", *args])
+    raise typer.Exit(code)

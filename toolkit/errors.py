@@ -1,0 +1,45 @@
+"""The one domain exception and the exit codes it maps to (documented in README.md)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # a command run in the container failed (its own code passes through where there is one)
+    USAGE = 2  # bad arguments or options
+    CONFIG = 3  # compose file or devtool configuration missing or invalid
+    DOCKER_UNAVAILABLE = 4  # Docker engine unreachable, socket permission denied, compose missing
+    SERVICE_NOT_FOUND = 5  # the backend (or db) service cannot be resolved
+    STACK_FAILED = 6  # a service exited, is unhealthy, or did not become ready in time
+    MIGRATION_FAILED = 7  # autogenerate or upgrade raised an error
+    NEEDS_CONFIRMATION = 8  # destructive or risky revision and no --yes
+    MULTIPLE_HEADS = 9  # more than one head: merge first
+    MODELS_NOT_IMPORTED = 10  # model classes the app never loads
+    NO_MIGRATIONS = 11  # no migrations folder in the backend
+    SNAPSHOT_FAILED = 12  # snapshot or restore failed, or no such snapshot
+    PENDING_MODEL_CHANGES = 13  # `devtool check`: models changed without a migration
+    DATABASE_BEHIND = 14  # `devtool check`: database not at head
+    CHECKS_FAILED = 15  # `devtool doctor`: at least one check failed
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class DevtoolError(Exception):
+    """An expected failure: shown as one line (plus an optional hint and detail), never a traceback."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        exit_code: int = ExitCode.FAILED,
+        detail: str | None = None,
+        data: dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.exit_code = int(exit_code)
+        self.detail = detail
+        self.data = data or {}
