@@ -399,14 +399,21 @@ def action_migrate(session, request):
 
         before, owner = _tree(session.directory), _owner_of(session.directory)
         config = session.config(autogenerate=True)
+        empty = EmptyCheck()
         try:
             revision = command.revision(config, message=request["message"], autogenerate=True,
-                                        process_revision_directives=_skip_empty)
+                                        process_revision_directives=empty)
         except Exception as exc:
+            import traceback
+
+            traceback.print_exc()
             raise AgentError("generate_failed", "Autogenerate failed: %s" % _first_line(exc),
                              error=_error_text(exc))
         if isinstance(revision, list):
             revision = revision[0] if revision else None
+        if revision is not None and empty.empty:  # an env.py without Flask-Migrate's check wrote an empty file
+            os.remove(revision.path)
+            revision = None
         if revision is None:
             result["status"] = "no_changes"
             result["current_after"] = session.current()
@@ -427,10 +434,15 @@ def action_migrate(session, request):
     return result
 
 
-def _skip_empty(context, revision, directives):
-    """Like Flask-Migrate's env.py hook, for env.py files that lack it: no changes, no file."""
-    if directives and directives[0].upgrade_ops.is_empty():
-        directives[:] = []
+class EmptyCheck:
+    """Notes whether autogenerate found nothing. It must not empty the directives itself: env.py's own hook
+    (Flask-Migrate's) runs after it and reads directives[0]."""
+
+    def __init__(self):
+        self.empty = False
+
+    def __call__(self, context, revision, directives):
+        self.empty = bool(directives) and directives[0].upgrade_ops.is_empty()
 
 
 def pending_revisions(session, script, current):

@@ -27,13 +27,19 @@ class Masker:
         """Remember secret values from an environment: secret-named variables and passwords inside URLs."""
         pairs = list(env.items()) if isinstance(env, dict) else [item.partition("=")[::2] for item in env]
         secrets = set()
+        # A "secret" that is also an ordinary value (POSTGRES_USER=postgres, POSTGRES_PASSWORD=postgres, a URL's
+        # user or database name, our own name) would mask harmless text everywhere; URL and assignment
+        # patterns still catch it where it stands as a password.
+        ordinary = {"devtool"}
         for name, value in pairs:
             if _SECRET_NAME.search(name):
                 secrets.add(value)
-            secrets.update(match.group("secret") for match in _URL_PASSWORD.finditer(value))
-        # A "secret" that is also an ordinary value (POSTGRES_USER=postgres, POSTGRES_PASSWORD=postgres) or a
-        # short word would mask harmless text everywhere; URL and assignment patterns still catch it in context.
-        ordinary = {value for name, value in pairs if not _SECRET_NAME.search(name)}
+            else:
+                ordinary.add(value)
+            for match in _URL_PASSWORD.finditer(value):
+                secrets.add(match.group("secret"))
+                ordinary.update(re.split(r"[:/@?#.]+", _URL_PASSWORD.sub("", value)))
+                ordinary.update(re.split(r"[:/@]+", match.group("head")))
         self._known.update(s for s in secrets if len(s) >= 6 and s not in ordinary and s != MASK)
 
     def __call__(self, text: str) -> str:

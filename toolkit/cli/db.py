@@ -3,6 +3,7 @@
 Example: devtool db downgrade -1
 """
 
+import re
 from typing import List
 
 import typer
@@ -10,6 +11,7 @@ import typer
 from toolkit.errors import DevtoolError, ExitCode
 
 CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
+RELATIVE_REVISION = re.compile(r"^-\d+$")
 SUBCOMMANDS = ("init", "revision", "migrate", "edit", "merge", "upgrade", "downgrade", "show", "history", "heads",
                "branches", "current", "stamp", "check", "list-templates")
 
@@ -25,5 +27,15 @@ def command(ctx: typer.Context, args: List[str] = typer.Argument(None, metavar="
     if args[0] not in SUBCOMMANDS:
         raise DevtoolError(f"Unknown db subcommand {args[0]!r}.", exit_code=ExitCode.USAGE,
                            hint=f"Use one of: {', '.join(SUBCOMMANDS)}.")
-    code = run_flask(ctx.obj, backend_container(ctx.obj), ["db", *args])
+    code = run_flask(ctx.obj, backend_container(ctx.obj), ["db", *with_relative_revisions(args)])
     raise typer.Exit(code)
+
+
+def with_relative_revisions(args: List[str]) -> List[str]:
+    """`downgrade -1` is what people type; click would read -1 as an option, so put it after `--`."""
+    if "--" in args:
+        return args
+    for index, arg in enumerate(args[1:], start=1):
+        if RELATIVE_REVISION.match(arg):
+            return [*args[:index], "--", *args[index:]]
+    return args

@@ -1,0 +1,118 @@
+"""devtool migrate and devtool db against a real engine and a real Postgres (issue 2, points 4, 6, 7a-d)."""
+
+import os
+import subprocess
+
+from conftest import POSTS_MODEL
+
+HOST_UID, HOST_GID = 1000, 1000  # an ordinary user, not the root the container runs as
+
+
+def test_add_model_then_migrate_creates_table_and_host_owned_revision(make_stack):
+    s = make_stack()
+    subprocess.run(["chown", "-R", f"{HOST_UID}:{HOST_GID}", str(s.root)], check=True)
+    s.add_model("post", POSTS_MODEL)
+
+    result = s.devtool("migrate", "add posts")
+
+    assert result.returncode == 0, result.stderr
+    assert "posts" in s.tables()
+    new = [p for p in s.versions() if "add_posts" in p.name]
+    assert len(new) == 1
+    assert '"""add posts' in new[0].read_text()
+    assert (new[0].stat().st_uid, new[0].stat().st_gid) == (HOST_UID, HOST_GID)
+    revision_id = new[0].name.split("_")[0]
+    assert s.db_revision() == revision_id  # current == head
+    assert revision_id in result.stdout and "add table" in result.stdout and str(new[0]) in result.stderr + result.stdout
+
+
+def test_second_run_without_changes_writes_nothing(stack):
+    before = stack.versions()
+    result = stack.devtool("migrate", "nothing changed")
+    assert result.returncode == 0, result.stderr
+    assert "No schema changes" in result.stdout
+    assert stack.versions() == before
+
+
+def test_messages_are_stored_literally_and_never_executed(stack):
+    marker = stack.root / "pwned"
+    messages = [
+        "it's a \"quoted\" message",
+        f"$(touch {marker})",
+        f"`touch {marker}`",
+        f"one; touch {marker}",
+        "first line\nsecond line",
+        "ajouté: café ünïcödé 数据",
+    ]
+    for message in messages:
+        before = set(stack.versions())
+        result = stack.devtool("db", "revision", "-m", message)
+        assert result.returncode == 0, (message, result.stderr)
+        (new,) = set(stack.versions()) - before
+        assert message in new.read_text(encoding="utf-8"), message
+    # the agent path (devtool migrate) too
+    stack.add_model("post", POSTS_MODEL)
+    result = stack.devtool("migrate", f"posts $(touch {marker}); `id` ünï")
+    assert result.returncode == 0, result.stderr
+    assert any(f"posts $(touch {marker}); `id` ünï" in p.read_text(encoding="utf-8") for p in stack.versions())
+    assert not marker.exists()
+    assert stack.compose("exec", "-T", "backend", "test", "-e", str(marker), check=False).returncode == 1
+
+
+def test_db_history_current_downgrade_upgrade_round_trip(stack):
+    stack.add_model("post", POSTS_MODEL)
+    assert stack.devtool("migrate", "add posts").returncode == 0
+    head = stack.db_revision()
+
+    history = stack.devtool("db", "history")
+    assert history.returncode == 0 and "add posts" in history.stdout and "create users table" in history.stdout
+    current = stack.devtool("db", "current")
+    assert current.returncode == 0 and head in current.stdout
+
+    down = stack.devtool("db", "downgrade", "-1")
+    assert down.returncode == 0, down.stderr
+    assert "posts" not in stack.tables() and stack.db_revision() != head
+
+    up = stack.devtool("db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    assert "posts" in stack.tables() and stack.db_revision() == head
+
+
+def test_db_passes_exit_code_through(stack):
+    result = stack.devtool("db", "downgrade", "doesnotexist")
+    assert result.returncode not in (0, 2)  # flask's own failure, not a devtool usage error
+    assert "Traceback" not in result.stderr
+
+
+def test_no_upgrade_writes_revision_only(stack):
+    stack.add_model("post", POSTS_MODEL)
+    before = stack.db_revision()
+    result = stack.devtool("migrate", "add posts", "--no-upgrade")
+    assert result.returncode == 0, result.stderr
+    assert "posts" not in stack.tables() and stack.db_revision() == before
+    assert any("add_posts" in p.name for p in stack.versions())
+
+
+def test_up_status_down(make_stack):
+    s = make_stack()
+    up = s.devtool("up")
+    assert up.returncode == 0, up.stderr
+    assert "db healthy" in up.stdout
+    status = s.devtool("status", "--json")
+    assert status.returncode == 0, status.stderr
+    import json
+
+    report = json.loads(status.stdout)
+    assert report["backend"] == "backend"
+    assert {x["service"]: x["state"] for x in report["services"]} == {"backend": "running", "db": "running"}
+    down = s.devtool("down", "--volumes")
+    assert down.returncode == 0, down.stderr
+    assert s.compose("ps", "-q").stdout.strip() == ""
+
+
+def test_shell_runs_without_tty(stack):
+    result = stack.devtool("shell", input="echo inside-$((6*7)); test -f /app/app/__init__.py && echo app-here\n")
+    assert result.returncode == 0, result.stderr
+    assert "inside-42" in result.stdout and "app-here" in result.stdout
+    db = stack.devtool("shell", "db", input="pg_isready -q && echo db-ready\n")
+    assert "db-ready" in db.stdout
