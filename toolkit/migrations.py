@@ -142,6 +142,6 @@ def upgrade(ctx: Context, *, yes: bool = False, confirm: Callable[[dict], bool] 
     return result
 
 
-def status(ctx: Context, *, models: bool = False, model_changes: bool = False) -> dict:
-    container = backend_container(ctx, start=False)
+def status(ctx: Context, *, models: bool = False, model_changes: bool = False, start: bool = False) -> dict:
+    container = backend_container(ctx, start=start)
     return agent(ctx, container, {"action": "status", "models": models, "model_changes": model_changes})

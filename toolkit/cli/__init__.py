@@ -79,7 +79,7 @@ def main_options(
 
 
 def _register() -> None:
-    from toolkit.cli import db, down, migrate, shell, snapshot, status, up
+    from toolkit.cli import check, db, doctor, down, migrate, setup, shell, snapshot, status, up
 
     app.command("up", help=up.__doc__)(up.command)
     app.command("down", help=down.__doc__)(down.command)
@@ -87,6 +87,9 @@ def _register() -> None:
     app.command("db", help=db.__doc__, context_settings=db.CONTEXT_SETTINGS, add_help_option=False)(db.command)
     app.command("shell", help=shell.__doc__)(shell.command)
     app.command("status", help=status.__doc__)(status.command)
+    app.command("doctor", help=doctor.__doc__)(doctor.command)
+    app.command("setup", help=setup.__doc__)(setup.command)
+    app.command("check", help=check.__doc__)(check.command)
     app.add_typer(snapshot.app, name="snapshot", help=snapshot.__doc__)
     app.command("restore", help=snapshot.restore.__doc__)(snapshot.restore)
 

@@ -1,0 +1,137 @@
+"""`devtool doctor`: every precondition of a working, migrated stack, checked in order, each with its fix."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from toolkit.context import Context
+from toolkit.errors import DevtoolError
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool | None  # None: not checked, because something it depends on failed
+    detail: str = ""
+    fix: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_checks(ctx: Context, *, deep: bool = True) -> list[Check]:
+    """Cheap host and engine checks first; the in-container checks only when the backend runs.
+    Without `deep`, stop after the checks that need no running stack (what `setup` checks before `up`)."""
+    checks: list[Check] = []
+
+    def add(name: str, ok: bool | None, detail: str = "", fix: str = "") -> bool:
+        checks.append(Check(name, ok, detail, "" if ok else fix))
+        return bool(ok)
+
+    def skipped(*names: str) -> list[Check]:
+        for name in names:
+            add(name, None, "not checked: an earlier check failed")
+        return checks
+
+    later = ["Compose", "Compose file", "Backend service", "Containers running and healthy",
+             "Database reachable from the backend", "Migrations folder", "Single head", "Database at head",
+             "Models loaded by init_app"]
+    if not add("Docker CLI", bool(shutil.which("docker")), shutil.which("docker") or "not on PATH",
+               "Install Docker (Docker Desktop, or the docker.io / docker-ce package)."):
+        return skipped("Docker engine", *later)
+    from toolkit.engine import engine_address
+
+    try:
+        version = ctx.client.version().get("Version", "?")
+        add("Docker engine", True, f"{engine_address()}, version {version}")
+    except DevtoolError as exc:
+        add("Docker engine", False, exc.message, exc.hint or "")
+        return skipped(*later)
+    from toolkit import compose
+
+    try:
+        command, notice = compose.compose_command()
+        add("Compose", True, "v1 docker-compose (upgrade to v2)" if notice else "v2 (docker compose)")
+    except DevtoolError as exc:
+        add("Compose", False, exc.message, exc.hint or "")
+        return skipped(*later[1:])
+    try:
+        project = ctx.project
+        add("Compose file", True, f"{', '.join(str(f) for f in project.files)} (project {project.name})")
+    except DevtoolError as exc:
+        add("Compose file", False, exc.message, exc.hint or "")
+        return skipped(*later[2:])
+    from toolkit.backend import resolve_service
+
+    try:
+        service = resolve_service(ctx)
+        add("Backend service", True, service)
+    except DevtoolError as exc:
+        add("Backend service", False, exc.message, exc.hint or "")
+        return skipped(*later[3:])
+    if not deep:
+        return checks
+    if not _containers_check(ctx, service, add):
+        return skipped(*later[4:])
+    _backend_checks(ctx, add)
+    return checks
+
+
+def first_failure(checks: list[Check]) -> Check | None:
+    return next((c for c in checks if c.ok is False), None)
+
+
+def _containers_check(ctx: Context, backend: str, add: Any) -> bool:
+    from toolkit.engine import SERVICE_LABEL, health
+
+    containers = ctx.containers()
+    running = {c.labels.get(SERVICE_LABEL): c for c in containers}
+    bad = []
+    for name in ctx.project.services:
+        container = running.get(name)
+        if container is None:
+            bad.append(f"{name}: not created")
+        elif container.status != "running" and (name == backend or container.attrs["State"].get("ExitCode")):
+            bad.append(f"{name}: {container.status}")
+        elif health(container) not in (None, "healthy"):
+            bad.append(f"{name}: {health(container)}")
+    return add("Containers running and healthy", not bad, "; ".join(bad) or f"{len(running)} running",
+               "Run `devtool up` (it shows the failing service's logs).")
+
+
+def _backend_checks(ctx: Context, add: Any) -> None:
+    from toolkit import migrations
+
+    try:
+        status = migrations.status(ctx, models=True)
+    except DevtoolError as exc:
+        if exc.data.get("code") == "no_migrations":
+            add("Database reachable from the backend", None, "not checked")
+            add("Migrations folder", False, exc.message, exc.hint or "")
+        else:
+            add("Database reachable from the backend", False, exc.message, exc.hint or "")
+            add("Migrations folder", None, "not checked")
+        add("Single head", None, "not checked")
+        add("Database at head", None, "not checked")
+        add("Models loaded by init_app", None, "not checked")
+        return
+    reachable = status.get("database_error") is None
+    database = status["database"]
+    add("Database reachable from the backend", reachable,
+        f"{database['backend']} at {database['host']}:{database['port']}/{database['name']}" if reachable
+        else status["database_error"], "Check DATABASE_URL and that the db service is healthy.")
+    add("Migrations folder", True, status["directory"])
+    heads = status["heads"]
+    add("Single head", len(heads) == 1, ", ".join(f"{h['id']} ({h['message']})" for h in heads) or "no revisions",
+        'Merge them: `devtool migrate --merge "merge heads"`.' if len(heads) > 1 else
+        'Create the first revision: `devtool migrate "initial"`.')
+    at_head = reachable and sorted(status.get("current") or []) == sorted(h["id"] for h in heads)
+    add("Database at head", at_head if reachable else None,
+        f"at {', '.join(status.get('current') or []) or 'base'}, {len(status.get('pending', []))} pending",
+        "Apply them: `devtool db upgrade` (or `devtool setup`).")
+    missing = status.get("unloaded_models", [])
+    add("Models loaded by init_app", not missing,
+        "; ".join(f"{m['class']} ({m['module']}): add `{m['import_line']}`" for m in missing) or "all loaded",
+        'Add the imports, or run `devtool migrate --fix-imports "msg"`.')
