@@ -10,7 +10,8 @@
 #     C.UTF-8 locale;
 #   * local (unix socket) connections are trusted, host connections from
 #     anywhere need the password;
-#   * /docker-entrypoint-initdb.d/*.sh and *.sql run once, after initdb;
+#   * /docker-entrypoint-initdb.d/*.sql and *.sh (run if executable, else
+#     sourced) run once, after initdb;
 #   * the server runs in the foreground as the postgres user, exec'd, so it
 #     is PID 1 and `docker stop` (SIGINT, fast shutdown) stops it cleanly.
 #
@@ -18,7 +19,7 @@
 # initialisation listens on no TCP port and puts its unix socket in a
 # private directory, so neither `pg_isready` nor `pg_isready -h localhost`
 # reports "accepting connections" before the real server is up.
-set -Eeuo pipefail
+set -Eeo pipefail  # no -u: initdb.d scripts are sourced, as upstream
 
 log() { printf '%s [entrypoint] %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$*" >&2; }
 
@@ -37,7 +38,7 @@ if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
     chmod 3777 /var/run/postgresql
     find "$PGDATA" \! -user postgres -exec chown postgres:postgres '{}' +
     chmod 00700 "$PGDATA"
-    exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$BASH_SOURCE" "$@"
+    exec setpriv --reuid=postgres --regid=postgres --init-groups -- "${BASH_SOURCE[0]}" "$@"
 fi
 
 if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
@@ -75,7 +76,16 @@ SQL
     for f in /docker-entrypoint-initdb.d/*; do
         [ -e "$f" ] || continue
         case "$f" in
-            *.sh)  log "running $f"; PGHOST="$initsock" PGUSER="$POSTGRES_USER" PGDATABASE="$POSTGRES_DB" . "$f" ;;
+            *.sh)
+                if [ -x "$f" ]; then
+                    log "running $f"
+                    PGHOST="$initsock" PGUSER="$POSTGRES_USER" PGDATABASE="$POSTGRES_DB" "$f"
+                else
+                    log "sourcing $f"
+                    # shellcheck disable=SC1090
+                    PGHOST="$initsock" PGUSER="$POSTGRES_USER" PGDATABASE="$POSTGRES_DB" . "$f"
+                fi
+                ;;
             *.sql) log "running $f"; "${psql_init[@]}" -d "$POSTGRES_DB" -f "$f" >&2 ;;
             *)     log "ignoring $f" ;;
         esac
