@@ -537,19 +537,56 @@ def run_flask_cli(request):
     """`flask db ...` in this process, then hand new files to the folder's owner; exit code passes through."""
     from flask import cli as flask_cli
 
-    watch = os.path.abspath(request.get("directory") or "migrations")
-    before, owner = _tree(watch), _owner_of(watch)
-    sys.argv = ["flask"] + list(request["args"])
+    watched = {}  # migrations folder -> (its files before the command, its owner)
+
+    def watch(directory):
+        directory = os.path.abspath(directory)
+        if directory not in watched:
+            watched[directory] = (_tree(directory), _owner_of(directory))
+
+    args = list(request["args"])
+    for index, arg in enumerate(args[:args.index("--")] if "--" in args else args):  # `-d DIR` given to flask db
+        if arg in ("-d", "--directory") and index + 1 < len(args):
+            watch(args[index + 1])
+        elif arg.startswith("--directory="):
+            watch(arg.split("=", 1)[1])
+    if request.get("directory"):
+        watch(request["directory"])
+    else:  # the app's own folder (Migrate(app, db, directory=...)), known once flask has loaded the app
+        load_app = flask_cli.ScriptInfo.load_app
+
+        def load_and_watch(info):
+            app = load_app(info)
+            state = getattr(app, "extensions", {}).get("migrate")
+            watch(getattr(state, "directory", None) or "migrations")
+            return app
+
+        flask_cli.ScriptInfo.load_app = load_and_watch
+    sys.argv = ["flask"] + args
     code = 0
     try:
         flask_cli.main()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    if os.path.isdir(watch):
-        _give_to(owner, _tree(watch) - before)
+    for directory, (before, owner) in watched.items():
+        if os.path.isdir(directory):
+            _give_to(owner, _tree(directory) - before)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def db_commands():
+    """The subcommands of the installed Flask-Migrate's `flask db` (3.x has no `check`), and its version."""
+    from flask_migrate.cli import db
+
+    try:
+        from importlib.metadata import version
+
+        installed = version("Flask-Migrate")
+    except Exception:  # not installed as a distribution (vendored, source checkout)
+        installed = None
+    return {"commands": sorted(db.commands), "flask_migrate": installed}
 
 
 ACTIONS = {"migrate": action_migrate, "upgrade": action_upgrade, "status": action_status}
@@ -560,8 +597,11 @@ def main():
     if request["action"] == "flask":
         run_flask_cli(request)
     try:
-        session = Session(request)
-        result = dict(ACTIONS[request["action"]](session, request), ok=True)
+        if request["action"] == "db_commands":  # no app needed: what this Flask-Migrate's `flask db` offers
+            result = dict(db_commands(), ok=True)
+        else:
+            session = Session(request)
+            result = dict(ACTIONS[request["action"]](session, request), ok=True)
     except AgentError as exc:
         result = dict(exc.data, ok=False, code=exc.code, message=exc.message)
     except Exception as exc:  # the app's or a library's failure: one readable line back to devtool

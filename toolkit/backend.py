@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,24 +45,36 @@ def resolve_service(ctx: Context) -> str:
                        exit_code=ExitCode.SERVICE_NOT_FOUND)
 
 
+MIGRATION_GLOBS = ("migrations/env.py", "*/migrations/env.py", "*/*/migrations/env.py")  # e.g. src/db/migrations
+MANIFEST_GLOBS = ("requirements*.txt", "requirements/*.txt", "pyproject.toml", "Pipfile")
+
+
 def _runs_flask_with_migrations(ctx: Context, service: str) -> bool:
-    """Judged from the files compose gives the service: its build context and bind mounts."""
+    """Judged from the files compose gives the service: build context, bind mounts (together) and env files."""
     project = ctx.project
     roots = [p for p in [project.build_context(service), *(m[0] for m in project.bind_mounts(service))]
              if p and p.is_dir()]
-    for root in roots:
-        has_migrations = any(root.glob("migrations/env.py")) or any(root.glob("*/migrations/env.py"))
-        manifests = [*root.glob("requirements*.txt"), *root.glob("pyproject.toml"), *root.glob("Pipfile")]
-        uses_flask = any("flask" in m.read_text(errors="replace").lower() for m in manifests)
-        if has_migrations and (uses_flask or _sets_flask_app(project, service)):
-            return True
-    return False
+    # Code is often bind-mounted (migrations there) while the manifest is only in the build context.
+    has_migrations = any(any(root.glob(pattern)) for root in roots for pattern in MIGRATION_GLOBS)
+    manifests = [m for root in roots for pattern in MANIFEST_GLOBS for m in root.glob(pattern) if m.is_file()]
+    uses_flask = any("flask" in m.read_text(errors="replace").lower() for m in manifests)
+    return has_migrations and (uses_flask or _sets_flask_app(project, service))
 
 
 def _sets_flask_app(project: Any, service: str) -> bool:
-    environment = project.services.get(service, {}).get("environment") or {}
-    return "FLASK_APP" in (environment if isinstance(environment, dict) else
-                           [e.split("=", 1)[0] for e in environment])
+    """FLASK_APP in the service's `environment:` or in one of its `env_file:` files."""
+    config = project.services.get(service, {})
+    environment = config.get("environment") or {}
+    names = set(environment if isinstance(environment, dict) else [e.split("=", 1)[0] for e in environment])
+    env_files = config.get("env_file") or []
+    for entry in [env_files] if isinstance(env_files, (str, dict)) else env_files:
+        raw = entry.get("path") if isinstance(entry, dict) else entry  # long syntax: {path, required}
+        path = project.directory / os.path.expanduser(str(raw or ""))
+        if raw and path.is_file():
+            from dotenv import dotenv_values
+
+            names.update(dotenv_values(path))
+    return "FLASK_APP" in names
 
 
 def backend_container(ctx: Context, *, start: bool = True) -> Any:

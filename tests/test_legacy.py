@@ -1,0 +1,315 @@
+"""A project devtool's template did not make (issue 5 §3): tests/fixtures/legacy on the real engine.
+
+Everything there differs from the demo stack: the backend service is `api` (next to a non-Python `cache`),
+it has a `container_name:`, FLASK_APP and DATABASE_URL (psycopg2 driver) come from an `env_file:`, the app
+is a factory (service.factory:make_app) whose models load only through a blueprint, migrations live in
+db/migrations, the database service is `database`, and the image pins Flask 2.3, Flask-SQLAlchemy 2.5,
+Flask-Migrate 3.1 (no `flask db check`), SQLAlchemy 1.4 and psycopg2. devtool gets no configuration at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import run_devtool
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "legacy"
+IMAGE = "devtool-legacy-api:dev"
+IMAGE_INPUTS = ["docker/api.Dockerfile", "requirements/base.txt", ".dockerignore"]
+BUILD_TIMEOUT = 600
+INITIAL = "70578dabf015"  # create customers table, generated in the container with Flask-Migrate 3.1.0
+HOST_UID, HOST_GID = 1000, 1000
+
+INVOICE_MODEL = '''
+
+class Invoice(db.Model):
+    __tablename__ = "invoices"
+
+    id = db.Column(db.Integer, primary_key=True)
+    customer_id = db.Column(db.Integer, db.ForeignKey("customers.id"), nullable=False)
+    total_cents = db.Column(db.Integer, nullable=False, default=0)
+'''
+
+
+def _image_created(image: str) -> float | None:
+    probe = subprocess.run(["docker", "image", "inspect", "-f", "{{.Created}}", image], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return None
+    from datetime import datetime
+
+    stamp = probe.stdout.strip()  # 2026-11-24T04:58:01.123456789Z: keep microseconds for fromisoformat
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00").timestamp()
+
+
+@pytest.fixture(scope="session")
+def legacy_image():
+    """devtool-legacy-api:dev, built with `docker compose build` when missing or older than its inputs."""
+    missing = subprocess.run(["docker", "image", "inspect", "postgres:15", "python:3.11-slim-bookworm"],
+                             capture_output=True, text=True)
+    if missing.returncode != 0:
+        pytest.fail("Docker engine or base images missing: run scripts/provision first.\n" + missing.stderr[-500:])
+    created = _image_created(IMAGE)
+    newest_input = max((FIXTURE / p).stat().st_mtime for p in IMAGE_INPUTS)
+    if created is not None and created >= newest_input:
+        return IMAGE
+    started = time.monotonic()
+    build = subprocess.run(["docker", "compose", "-p", f"legacybuild{uuid.uuid4().hex[:6]}", "build", "api"],
+                           cwd=FIXTURE, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
+                           stdin=subprocess.DEVNULL)
+    assert build.returncode == 0, f"building {IMAGE} failed:\n{build.stdout[-2000:]}\n{build.stderr[-3000:]}"
+    print(f"\nbuilt {IMAGE} in {time.monotonic() - started:.1f} s")
+    return IMAGE
+
+
+@pytest.fixture(autouse=True)
+def no_devtool_settings(monkeypatch):
+    """Prove auto-detection: no --service, no DEVTOOL_* settings from the caller's environment."""
+    for name in list(os.environ):
+        if name.startswith("DEVTOOL_") or name in ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "API_CONTAINER_NAME"):
+            monkeypatch.delenv(name)
+
+
+class Legacy:
+    """A copy of the legacy fixture in its own directory (its own compose project and container name)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.project = root.name
+        self.container_name = f"{root.name}-api-named"
+        self.src = root / "src"
+        (root / ".env").write_text(f"API_CONTAINER_NAME={self.container_name}\n")
+
+    def devtool(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        env = {"XDG_STATE_HOME": str(self.root.parent / "state"), **kwargs.pop("env", {})}  # snapshots stay here
+        return run_devtool(*args, cwd=self.root, env=env, **kwargs)
+
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", "compose", "-p", self.project, *args], cwd=self.root, text=True,
+                              capture_output=True, check=check, stdin=subprocess.DEVNULL)
+
+    def psql(self, sql: str) -> str:
+        return self.compose("exec", "-T", "database", "psql", "-X", "-At", "-U", "legacy", "-d", "legacydb",
+                            "-c", sql).stdout.strip()
+
+    def tables(self) -> set[str]:
+        return set(self.psql("SELECT tablename FROM pg_tables WHERE schemaname='public'").split())
+
+    def db_revision(self) -> str:
+        return self.psql("SELECT version_num FROM alembic_version")
+
+    def versions(self) -> list[Path]:
+        return sorted((self.src / "db" / "migrations" / "versions").glob("*.py"))
+
+    def add_invoice_model(self) -> None:
+        models = self.src / "service" / "models.py"
+        models.write_text(models.read_text() + INVOICE_MODEL)
+
+    def down(self) -> None:
+        self.compose("down", "-v", "--remove-orphans", "-t", "1", check=False)
+
+
+@pytest.fixture
+def legacy(tmp_path_factory, legacy_image):
+    root = tmp_path_factory.mktemp("legacy") / f"legacy{uuid.uuid4().hex[:8]}"
+    shutil.copytree(FIXTURE, root, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".env"))
+    stack = Legacy(root)
+    yield stack
+    stack.down()
+
+
+@pytest.fixture
+def legacy_at_head(legacy):
+    result = legacy.devtool("db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert legacy.db_revision() == INITIAL
+    return legacy
+
+
+# ---------------------------------------------------------------- without the engine: detection rules
+
+def _project(tmp_path: Path, compose: str, files: dict[str, str]):
+    from toolkit.project import load_project
+
+    for name, text in {"docker-compose.yml": compose, **files}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return load_project(tmp_path)
+
+
+class _Ctx:
+    def __init__(self, project):
+        from toolkit.context import Settings
+        from toolkit.output import Output
+
+        self.project, self.settings, self.out = project, Settings(), Output()
+
+
+@pytest.mark.parametrize("env_file", ["env_file: api.env", "env_file: [api.env]",
+                                      "env_file:\n      - path: api.env\n        required: false"])
+def test_flask_app_in_env_file_counts_for_detection(tmp_path, env_file):
+    from toolkit.backend import resolve_service
+
+    project = _project(tmp_path, f"services:\n  api:\n    build: ./code\n    {env_file}\n  cache:\n    image: redis\n",
+                       {"api.env": "FLASK_APP=service.factory:make_app\n",
+                        "code/db/migrations/env.py": "", "code/Dockerfile": "FROM python\n"})
+    assert resolve_service(_Ctx(project)) == "api"
+
+
+def test_manifest_in_build_context_and_migrations_in_bind_mount_count_together(tmp_path):
+    from toolkit.backend import resolve_service
+
+    project = _project(tmp_path, "services:\n  api:\n    build: .\n    volumes: ['./src:/srv/api']\n"
+                                 "  worker:\n    image: busybox\n",
+                       {"requirements/base.txt": "Flask==2.3.3\n", "src/db/migrations/env.py": ""})
+    assert resolve_service(_Ctx(project)) == "api"
+
+
+def test_fixture_is_not_shaped_like_the_template():
+    """The points of issue 5 §3, checked on the fixture itself so they cannot silently drift."""
+    import yaml
+
+    services = yaml.safe_load((FIXTURE / "docker-compose.yml").read_text())["services"]
+    assert set(services) == {"api", "cache", "database"}
+    api = services["api"]
+    assert "container_name" in api and "environment" not in api and api["env_file"] == "api.env"
+    env = (FIXTURE / "api.env").read_text()
+    assert "FLASK_APP=service.factory:make_app" in env and "postgresql+psycopg2://" in env
+    assert not (FIXTURE / "src" / "migrations").exists()
+    assert (FIXTURE / "src" / "db" / "migrations" / "env.py").is_file()
+    pins = (FIXTURE / "requirements" / "base.txt").read_text()
+    for pin in ("Flask==2.3.", "Flask-SQLAlchemy==2.5.1", "Flask-Migrate==3.1.0", "SQLAlchemy==1.4.",
+                "psycopg2-binary=="):
+        assert pin in pins
+    assert services["database"]["healthcheck"]["test"][:3] == ["CMD", "pg_isready", "-h"]
+
+
+# ---------------------------------------------------------------- on the real engine
+
+def test_up_and_status_detect_api_and_honour_container_name(legacy):
+    up = legacy.devtool("up")
+    assert up.returncode == 0, up.stderr
+    assert "api running" in up.stdout and "cache running" in up.stdout and "database healthy" in up.stdout
+
+    status = legacy.devtool("status", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["backend"] == "api"
+    services = {s["service"]: s for s in report["services"]}
+    assert {name: s["state"] for name, s in services.items()} == {
+        "api": "running", "cache": "running", "database": "running"}
+    assert services["api"]["container"] == legacy.container_name  # container_name: from .env, honoured
+    # FLASK_APP from the env_file loaded the factory; Migrate(directory="db/migrations") is where devtool looks
+    migrations = report["migrations"]
+    assert migrations["directory"] == "/srv/api/db/migrations"
+    assert [h["id"] for h in migrations["heads"]] == [INITIAL]
+    assert migrations["database"]["host"] == "database"
+    inspect = subprocess.run(["docker", "inspect", "-f", "{{.Name}}", legacy.container_name],
+                             capture_output=True, text=True)
+    assert inspect.stdout.strip() == "/" + legacy.container_name
+
+    human = legacy.devtool("status")
+    assert human.returncode == 0, human.stderr
+    assert "backend: api" in human.stdout and "Pending: " + INITIAL in human.stderr
+
+
+def test_add_model_then_migrate_creates_table_in_nested_migrations(legacy_at_head):
+    s = legacy_at_head
+    subprocess.run(["chown", "-R", f"{HOST_UID}:{HOST_GID}", str(s.root)], check=True)
+    s.add_invoice_model()
+
+    result = s.devtool("migrate", "add invoices")
+
+    assert result.returncode == 0, result.stderr
+    assert "invoices" in s.tables()
+    (new,) = [p for p in s.versions() if "add_invoices" in p.name]
+    revision_id = new.name.split("_")[0]
+    assert s.db_revision() == revision_id
+    assert f"down_revision = '{INITIAL}'" in new.read_text()
+    assert (new.stat().st_uid, new.stat().st_gid) == (HOST_UID, HOST_GID)
+    assert not (s.src / "migrations").exists()
+    assert str(new) in result.stdout + result.stderr
+
+    again = s.devtool("migrate", "nothing changed")
+    assert again.returncode == 0, again.stderr
+    assert "No schema changes" in again.stdout
+
+
+def test_db_history_current_downgrade_upgrade_round_trip(legacy_at_head):
+    s = legacy_at_head
+    s.add_invoice_model()
+    assert s.devtool("migrate", "add invoices").returncode == 0
+    head = s.db_revision()
+    assert head != INITIAL
+
+    history = s.devtool("db", "history")
+    assert history.returncode == 0, history.stderr
+    assert "add invoices" in history.stdout and "create customers table" in history.stdout
+    current = s.devtool("db", "current")
+    assert current.returncode == 0 and head in current.stdout
+
+    down = s.devtool("db", "downgrade", "-1")
+    assert down.returncode == 0, down.stderr
+    assert "invoices" not in s.tables() and s.db_revision() == INITIAL
+    assert INITIAL in s.devtool("db", "current").stdout
+
+    up = s.devtool("db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    assert "invoices" in s.tables() and s.db_revision() == head
+
+
+def test_db_passthrough_writes_into_nested_folder_owned_by_host_user(legacy_at_head):
+    s = legacy_at_head
+    subprocess.run(["chown", "-R", f"{HOST_UID}:{HOST_GID}", str(s.root)], check=True)
+    before = set(s.versions())
+
+    result = s.devtool("db", "revision", "-m", "hand written step")
+
+    assert result.returncode == 0, result.stderr
+    (new,) = set(s.versions()) - before
+    assert "hand_written_step" in new.name
+    assert (new.stat().st_uid, new.stat().st_gid) == (HOST_UID, HOST_GID)
+    assert not (s.src / "migrations").exists()
+
+
+def test_db_check_says_flask_migrate_3_has_no_check(legacy_at_head):
+    result = legacy_at_head.devtool("db", "check")
+
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Flask-Migrate 3.1.0" in result.stderr and "4.0.2" in result.stderr
+    assert "devtool check" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "No such command" not in result.stderr
+
+
+def test_destructive_migration_snapshots_the_database_service(legacy_at_head):
+    """The snapshot goes to `database` (the app's DB host), not `cache`, which runs the same postgres image."""
+    s = legacy_at_head
+    s.add_invoice_model()
+    assert s.devtool("migrate", "add invoices").returncode == 0
+    models = s.src / "service" / "models.py"
+    models.write_text(models.read_text().replace(INVOICE_MODEL, ""))
+
+    refused = s.devtool("migrate", "drop invoices")
+    assert refused.returncode == 8, refused.stderr  # needs confirmation: drops a table
+    assert "invoices" in s.tables()
+
+    result = s.devtool("migrate", "drop invoices", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "Snapshot" in result.stdout + result.stderr
+    assert "invoices" not in s.tables()
+
+
+def test_db_check_still_passes_through_on_flask_migrate_4(stack):
+    """The demo stack's Flask-Migrate 4.1 has `check`: flask answers it (no new model → exit 0)."""
+    result = stack.devtool("db", "check")
+    assert result.returncode == 0, result.stderr
+    assert "No new upgrade operations detected" in result.stdout + result.stderr
