@@ -73,6 +73,15 @@ class Stack:
             anchor = "    from . import user  # noqa: F401\n"
             init.write_text(text.replace(anchor, anchor + f"    from . import {module}  # noqa: F401\n"))
 
+    def write_revision(self, rev: str, down: str | None, upgrade: str, message: str = "hand written") -> Path:
+        path = self.backend_src / "migrations" / "versions" / f"{rev}_{message.replace(' ', '_')}.py"
+        path.write_text(REVISION_TEMPLATE.format(rev=rev, down=repr(down), upgrade=upgrade, message=message))
+        return path
+
+    def snapshot(self) -> tuple:
+        """What a failed command must not have changed: revision files and the database revision."""
+        return ({p.name: p.read_bytes() for p in self.versions()}, self.db_revision())
+
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", "-t", "1", check=False)
 
@@ -114,6 +123,19 @@ def make_stack(tmp_path_factory, engine_ready):
         stack.down()
 
 
+@pytest.fixture(scope="module")
+def module_stack(tmp_path_factory, engine_ready):
+    """One started stack shared by a module's tests (each test must leave it as it found it)."""
+    from toolkit.project import normalize_project_name
+
+    dirname = f"mod{uuid.uuid4().hex[:8]}"
+    s = Stack(copy_demo(tmp_path_factory.mktemp("module") / dirname), normalize_project_name(dirname))
+    result = s.devtool("db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    yield s
+    s.down()
+
+
 @pytest.fixture
 def stack(make_stack):
     """A started demo stack with the database at head."""
@@ -130,4 +152,26 @@ class Post(db.Model):
     __tablename__ = "posts"
     id = db.Column(db.Integer, primary_key=True)
     title = db.Column(db.String(200), nullable=False)
+'''
+
+REVISION_TEMPLATE = '''"""{message}
+
+Revision ID: {rev}
+Revises: {down}
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{rev}"
+down_revision = {down}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{upgrade}
+
+
+def downgrade():
+    pass
 '''

@@ -93,12 +93,18 @@ def _containers_check(ctx: Context, backend: str, add: Any) -> bool:
         container = running.get(name)
         if container is None:
             bad.append(f"{name}: not created")
-        elif container.status != "running" and (name == backend or container.attrs["State"].get("ExitCode")):
+        elif container.status != "running" and not _finished_job(ctx, name, backend, container):
             bad.append(f"{name}: {container.status}")
         elif health(container) not in (None, "healthy"):
             bad.append(f"{name}: {health(container)}")
     return add("Containers running and healthy", not bad, "; ".join(bad) or f"{len(running)} running",
                "Run `devtool up` (it shows the failing service's logs).")
+
+
+def _finished_job(ctx: Context, name: str, backend: str, container: Any) -> bool:
+    """A one-shot service (no healthcheck, not the backend) that exited 0 did its job."""
+    return (name != backend and not ctx.project.has_healthcheck(name)
+            and container.status == "exited" and container.attrs["State"].get("ExitCode") == 0)
 
 
 def _backend_checks(ctx: Context, add: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from toolkit.backend import backend_container, run_agent
+from toolkit.backend import backend_container, resolve_service, run_agent
 from toolkit.context import Context
 from toolkit.errors import DevtoolError, ExitCode
 
@@ -71,6 +71,7 @@ def migrate(
     from toolkit import stack
 
     validate_message(message)
+    resolve_service(ctx)  # fail on a wrong --service before starting anything
     stack.up(ctx)
     container = backend_container(ctx)
     request = {"action": "migrate", "message": message, "upgrade": upgrade, "fix_imports": fix_imports,

@@ -20,6 +20,7 @@ POLL_INTERVAL = 0.2
 def up(ctx: Context, *, force: bool = False) -> list[Any]:
     """Start the stack and return its containers once every service is running and healthy."""
     project = ctx.project
+    ctx.client  # an unreachable engine is reported as such, not as a compose failure
     if not force:
         ready = _unchanged_and_ready(ctx)
         if ready is not None:

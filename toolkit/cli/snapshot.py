@@ -1,36 +1,31 @@
-"""Take, list and restore database snapshots (pg_dump in the db container, kept on the host).
+"""Take a database snapshot (pg_dump in the db container, kept on the host), or list them.
 
-Example: devtool snapshot before-refactor
+Examples: devtool snapshot before-refactor;  devtool snapshot list --json
 """
 
 from typing import Optional
 
 import typer
 
-app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 
-
-@app.callback()
-def take(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Name (default: a timestamp).")):
-    """Take a snapshot of the app's database now."""
-    from toolkit import snapshots
-
-    if ctx.invoked_subcommand is None:
-        snapshots.take(ctx.obj, name)
-
-
-@app.command("list")
-def list_command(ctx: typer.Context, json_output: bool = typer.Option(False, "--json", help="Print as JSON.")):
-    """List snapshots, newest first."""
-    from rich.table import Table
-
+def command(ctx: typer.Context,
+            name: Optional[str] = typer.Argument(None, help="Snapshot name (default: a timestamp), or `list`."),
+            json_output: bool = typer.Option(False, "--json", help="With `list`: print as JSON.")):
     from toolkit import snapshots
 
     context = ctx.obj
+    context.out.json_mode = json_output
+    if name != "list":
+        meta = snapshots.take(context, name)
+        if json_output:
+            context.out.data(meta)
+        return
     found = snapshots.list_snapshots(context)
     if json_output:
         context.out.data(found)
         return
+    from rich.table import Table
+
     table = Table(title=f"Snapshots of {context.project.name}", title_justify="left")
     for column in ("Name", "Created", "Revision", "Size", "Reason"):
         table.add_column(column)
