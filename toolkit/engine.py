@@ -31,17 +31,53 @@ def connect() -> Any:
 
 
 def _client_from_context(docker: Any) -> Any:
-    """docker-py ignores `docker context use`; honour it the way the CLI does."""
+    """docker-py ignores `docker context use` and DOCKER_CONTEXT; honour them the way the CLI does."""
     from docker.context import ContextAPI
 
+    wanted = os.environ.get("DOCKER_CONTEXT")  # the CLI: DOCKER_HOST, else DOCKER_CONTEXT, else currentContext
     try:
-        context = ContextAPI.get_current_context()
+        context = _named_context(wanted) if wanted else ContextAPI.get_current_context()
     except Exception:  # a broken context store: the CLI would complain; fall back to the default socket
-        return None
+        context = None
+        if not wanted:
+            return None
+    if wanted and context is None:
+        raise DevtoolError(f"Docker context {wanted!r} (from DOCKER_CONTEXT) does not exist or cannot be read.",
+                           hint="`docker context ls` lists the contexts; unset DOCKER_CONTEXT for the default one.",
+                           exit_code=ExitCode.DOCKER_UNAVAILABLE)
     if context is None or context.name == "default" or not context.Host:
         return None
     return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig or False,
                                use_ssh_client=context.Host.startswith("ssh://"))
+
+
+def _named_context(name: str) -> Any:
+    """ContextAPI.get_context, except that docker-py finds the context store only beside an existing
+    config.json; the CLI keeps it in $DOCKER_CONFIG (else ~/.docker) either way, so look there too."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from docker.context import Context, ContextAPI
+    from docker.tls import TLSConfig
+
+    context = ContextAPI.get_context(name)
+    if context is not None or name == "default":
+        return context
+    store = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "contexts"
+    key = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    try:
+        meta = json.loads((store / "meta" / key / "meta.json").read_text(encoding="utf-8"))
+        context = Context(meta["Name"], endpoints=meta.get("Endpoints"))
+    except (OSError, ValueError, KeyError):
+        return None
+    tls = store / "tls" / key / "docker"  # ca.pem, cert.pem, key.pem, as docker-py's own loader reads them
+    files = {f.name[:2]: str(f) for f in tls.iterdir()} if tls.is_dir() else {}
+    if {"ca", "ce", "ke"} <= set(files):
+        verify = None if context.endpoints["docker"].get("SkipTLSVerify") else True
+        context.tls_cfg["docker"] = TLSConfig(client_cert=(files["ce"], files["ke"]), ca_cert=files["ca"],
+                                              verify=verify)
+    return context
 
 
 def engine_address() -> str:
@@ -50,7 +86,8 @@ def engine_address() -> str:
     try:
         from docker.context import ContextAPI
 
-        context = ContextAPI.get_current_context()
+        wanted = os.environ.get("DOCKER_CONTEXT")
+        context = _named_context(wanted) if wanted else ContextAPI.get_current_context()
         if context is not None and context.name != "default":
             return f"context {context.name} ({context.Host})"
     except Exception:
