@@ -15,6 +15,7 @@ from toolkit.engine import SERVICE_LABEL, health, service_containers
 from toolkit.errors import DevtoolError, ExitCode
 
 POLL_INTERVAL = 0.2
+BACKEND_SETTLE = 1.0  # seconds the backend must have stayed up after a (re)start
 
 
 def up(ctx: Context, *, force: bool = False) -> list[Any]:
@@ -60,6 +61,8 @@ def wait_ready(ctx: Context) -> list[Any]:
                 raise _service_failed(container, "is unhealthy")
             if container.status in ("created", "restarting") or status == "starting":
                 waiting.append(service)
+            elif service == _backend_hint(ctx) and _running_for(container) < BACKEND_SETTLE:
+                waiting.append(service)  # a backend that crashes on start must be seen exiting, not as up
         if containers and not waiting:
             return containers
         if time.monotonic() > deadline:
@@ -69,6 +72,18 @@ def wait_ready(ctx: Context) -> list[Any]:
                                hint="Look at `docker compose logs`; raise the deadline with DEVTOOL_WAIT_TIMEOUT.",
                                exit_code=ExitCode.STACK_FAILED)
         time.sleep(POLL_INTERVAL)
+
+
+def _running_for(container: Any) -> float:
+    import re
+    from datetime import datetime, timezone
+
+    started = container.attrs.get("State", {}).get("StartedAt", "")
+    try:  # Docker gives nanoseconds and a Z; datetime takes microseconds and an offset
+        moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", started).replace("Z", "+00:00"))
+    except ValueError:
+        return BACKEND_SETTLE
+    return (datetime.now(timezone.utc) - moment).total_seconds()
 
 
 def down(ctx: Context, *, volumes: bool = False) -> None:
