@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from toolkit.errors import DevtoolError
 from toolkit.output import Output
 
 
@@ -22,24 +24,59 @@ class Settings:
     snapshot_keep: int = 10
     wait_timeout: float = 180.0
     verbose: bool = False
+    # Where each effective value came from: "default", "devtool.toml (<path>)", "pyproject.toml [tool.devtool]
+    # (<path>)", "env DEVTOOL_X", "command line" (toolkit/config.py fills it; `devtool config` shows it).
+    sources: dict[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
 
 
 class Context:
-    def __init__(self, settings: Settings, out: Output) -> None:
-        self.settings = settings
+    """`resolve`, when given, computes the effective settings (configuration file, DEVTOOL_* variables) on
+    first use of `settings`: --help and --version never read, nor fail on, the configuration."""
+
+    def __init__(self, settings: Settings, out: Output, resolve: Callable[[], Settings] | None = None) -> None:
+        self._settings = settings
+        self._resolve = resolve
+        self.config_error: DevtoolError | None = None
         self.out = out
+
+    @property
+    def settings(self) -> Settings:
+        if self._resolve is not None:
+            resolve, self._resolve = self._resolve, None
+            # Already handling an error (the first look at the settings is the error handler's): report that
+            # error, not a configuration problem on top of it.
+            handling = sys.exc_info()[1] is not None
+            try:
+                self._settings = resolve()
+            except DevtoolError as exc:
+                self.config_error = exc  # from now on: command-line settings, and project/client re-raise this
+                if not handling:
+                    raise
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self._settings, self._resolve = value, None
+
+    def _checked_settings(self) -> Settings:
+        settings = self.settings
+        if self.config_error is not None:
+            raise self.config_error
+        return settings
 
     @functools.cached_property
     def project(self):
         from toolkit.project import load_project
 
-        return load_project(self.settings.project_dir, self.settings.compose_files or None,
-                            self.settings.project_name)
+        settings = self._checked_settings()
+        return load_project(settings.project_dir, settings.compose_files or None, settings.project_name)
 
     @functools.cached_property
     def client(self) -> Any:
         from toolkit.engine import connect
 
+        self._checked_settings()
         return connect()
 
     def containers(self) -> list[Any]:

@@ -75,7 +75,17 @@ def main_options(
 
     settings = Settings(project_dir=project_dir, compose_files=list(file or []), project_name=project_name,
                         backend_service=service, verbose=verbose)
-    ctx.obj = Context(settings, Output(verbose=verbose))
+    from toolkit.cli.config import given_options
+
+    given = given_options(ctx, {"project_dir": "project_dir", "file": "compose_files",
+                                 "project_name": "project_name", "service": "backend_service"})
+
+    def resolve() -> Settings:  # on first use only: `devtool up --help` never reads the configuration
+        from toolkit.config import resolve as resolve_config
+
+        return resolve_config(settings, given)
+
+    ctx.obj = Context(settings, Output(verbose=verbose), resolve=resolve)
 
 
 def _register() -> None:
@@ -92,6 +102,10 @@ def _register() -> None:
     app.command("check", help=check.__doc__)(check.command)
     app.add_typer(snapshot.app, name="snapshot", help=snapshot.__doc__)
     app.command("restore", help=snapshot.restore.__doc__)(snapshot.restore)
+    from toolkit.cli import config, new
+
+    app.command("config", help=config.__doc__)(config.command)
+    app.command("new", help=new.__doc__)(new.command)
 
 
 _register()
