@@ -89,7 +89,7 @@ def main_options(
 
 
 def _register() -> None:
-    from toolkit.cli import check, db, doctor, down, migrate, setup, shell, snapshot, status, up
+    from toolkit.cli import check, config, db, doctor, down, migrate, new, setup, shell, snapshot, status, up
 
     app.command("up", help=up.__doc__)(up.command)
     app.command("down", help=down.__doc__)(down.command)
@@ -100,10 +100,8 @@ def _register() -> None:
     app.command("doctor", help=doctor.__doc__)(doctor.command)
     app.command("setup", help=setup.__doc__)(setup.command)
     app.command("check", help=check.__doc__)(check.command)
-    app.add_typer(snapshot.app, name="snapshot", help=snapshot.__doc__)
+    app.command("snapshot", help=snapshot.__doc__)(snapshot.command)
     app.command("restore", help=snapshot.restore.__doc__)(snapshot.restore)
-    from toolkit.cli import config, new
-
     app.command("config", help=config.__doc__)(config.command)
     app.command("new", help=new.__doc__)(new.command)
 
