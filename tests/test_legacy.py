@@ -313,3 +313,15 @@ def test_db_check_still_passes_through_on_flask_migrate_4(stack):
     result = stack.devtool("db", "check")
     assert result.returncode == 0, result.stderr
     assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+def test_up_reports_api_that_exits_on_start(legacy):
+    """The detected backend (`api`, not `backend`) gets the backend's checks on `devtool up`: it must stay up;
+    exiting, even with code 0 (what a one-shot service may do), is a failure with its logs shown."""
+    (legacy.root / "docker-compose.override.yml").write_text(
+        "services:\n  api:\n    command: [\"sh\", \"-c\", \"echo nothing to serve: no_such_module >&2; exit 0\"]\n")
+
+    result = legacy.devtool("up")
+
+    assert result.returncode == 6, (result.stdout, result.stderr)
+    assert "Service api exited with code 0" in result.stderr and "no_such_module" in result.stderr

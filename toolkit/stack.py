@@ -97,7 +97,17 @@ def down(ctx: Context, *, volumes: bool = False) -> None:
 
 
 def _backend_hint(ctx: Context) -> str:
-    return ctx.settings.backend_service or "backend"
+    """The backend service: configured, else detected as the migration commands find it (once per run)."""
+    if ctx.settings.backend_service or "backend" in ctx.project.services:
+        return ctx.settings.backend_service or "backend"
+    if "_backend_hint" not in vars(ctx):
+        from toolkit.backend import resolve_service
+
+        try:
+            ctx._backend_hint = resolve_service(ctx)  # e.g. `api` in a project not made from the template
+        except DevtoolError:
+            ctx._backend_hint = "backend"
+    return ctx._backend_hint
 
 
 def _service_failed(container: Any, what: str) -> DevtoolError:
