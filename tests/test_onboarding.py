@@ -1,0 +1,46 @@
+"""devtool setup (issue 3 §2) and Ctrl-C during an upgrade (issue 3 §7), on the real engine."""
+
+import os
+import signal
+import subprocess
+
+from conftest import DEVTOOL, wait_for
+
+
+def test_setup_from_fresh_copy_is_idempotent(make_stack):
+    s = make_stack()
+    first = s.devtool("setup")
+    assert first.returncode == 0, first.stderr
+    assert "Ready:" in first.stdout and "users" in s.tables()
+    head = s.db_revision()
+    again = s.devtool("setup")
+    assert again.returncode == 0, again.stderr
+    assert "0 revision(s) applied" in again.stdout and s.db_revision() == head
+
+
+def test_setup_stops_at_first_problem_with_doctor_line(make_stack):
+    s = make_stack()
+    compose = s.root / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace(
+        "    image: devtool-backend:dev\n", "    image: devtool-backend:dev\n    command: [\"sh\", \"-c\", \"exit 3\"]\n"))
+    result = s.devtool("setup")
+    assert result.returncode == 6
+    assert "✗ Containers running and healthy: backend: exited" in result.stderr
+    assert "devtool up" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_during_upgrade_leaves_database_consistent(stack):
+    before = stack.db_revision()
+    stack.write_revision("5104000000a1", before,
+                         "    op.create_table('slow', sa.Column('id', sa.Integer(), primary_key=True))\n"
+                         "    op.execute('SELECT pg_sleep(3)')", "slow one")
+    run = subprocess.Popen([*DEVTOOL, "db", "upgrade"], cwd=stack.root, env={**os.environ, "NO_COLOR": "1"},
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"
+    wait_for(lambda: stack.psql(sleeping) == "1", timeout=60, what="the upgrade to be running")
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130 and "Interrupted" in err and "Traceback" not in err
+    wait_for(lambda: stack.psql(sleeping) == "0", timeout=60, what="the upgrade in the container to end")
+    revision, tables = stack.db_revision(), stack.tables()
+    assert (revision, "slow" in tables) in ((before, False), ("5104000000a1", True))
