@@ -592,8 +592,8 @@ def db_commands():
 ACTIONS = {"migrate": action_migrate, "upgrade": action_upgrade, "status": action_status}
 
 
-def main():
-    request = json.loads(sys.argv[1])
+def run(request):
+    """Do one request in this process: `flask ...` (exits with its code) or an agent action (prints the result)."""
     if request["action"] == "flask":
         run_flask_cli(request)
     try:
@@ -612,6 +612,218 @@ def main():
                   "error": _error_text(exc)}
     sys.stdout.write("\n" + RESULT_MARK + json.dumps(result, default=str) + "\n")
     sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- the warm server
+# Importing Flask, SQLAlchemy, Alembic and the driver takes most of a second; the app itself a few ms.
+# A warm server in the container imports the libraries once and forks a fresh child per request: the child
+# imports the app anew (model edits are always seen) and writes straight to the caller's stdout/stderr,
+# whose file descriptors travel over a unix socket. Stale libraries (a pip install) make it step down.
+
+PRELOAD = ("flask", "flask.cli", "sqlalchemy", "sqlalchemy.orm", "sqlalchemy.dialects.postgresql",
+           "flask_sqlalchemy", "flask_migrate", "alembic.command", "alembic.autogenerate", "alembic.script",
+           "alembic.runtime.migration", "alembic.operations", "mako.template", "psycopg", "psycopg2", "dotenv")
+IDLE_SECONDS = 900
+
+
+def _socket_path(request):
+    return "/tmp/devtool-agent-%s-%d.sock" % (request.get("agent_id", "dev"), os.getuid())
+
+
+def _libraries_mtime():
+    """Changes when packages are installed or removed in any import directory."""
+    latest = 0.0
+    for entry in sys.path:
+        try:
+            latest = max(latest, os.stat(entry or ".").st_mtime)
+        except OSError:
+            pass
+    return latest
+
+
+def _own_command():
+    """This program's own argv (`python -c SOURCE ...`), to start the warm server with the same source."""
+    argv = getattr(sys, "orig_argv", None)
+    if not argv:
+        with open("/proc/self/cmdline", "rb") as handle:
+            argv = [a.decode("utf-8", "surrogateescape") for a in handle.read().split(b"\0")[:-1]]
+    return argv[:argv.index("-c") + 2]
+
+
+def via_warm_server(request):
+    """Hand the request to the warm server; its exit code, or None when there is none (or it stepped down)."""
+    import array
+    import socket
+    import struct
+
+    path = _socket_path(request)
+    if not os.path.exists(path):
+        return None
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(path)
+        payload = json.dumps({"request": request, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
+        message = struct.pack("!I", len(payload)) + payload
+        sent = connection.sendmsg([message[:4096]], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+        connection.sendall(message[sent:])
+        reply = b""
+        while True:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        answer = json.loads(reply.decode() or "{}")
+    except (OSError, ValueError):
+        return None
+    finally:
+        connection.close()
+    return answer.get("code")
+
+
+def start_warm_server(request):
+    """Detach a warm server for the next request (double fork: nobody has to reap it)."""
+    if os.fork() != 0:
+        return
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    command = _own_command()
+    try:
+        os.execv(command[0] if os.path.isabs(command[0]) else sys.executable,
+                 [sys.executable] + command[1:] + [json.dumps({"action": "serve", "agent_id": request.get("agent_id")})])
+    finally:
+        os._exit(1)
+
+
+def serve(request):
+    import select
+    import socket
+    import struct
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+    path = _socket_path(request)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    temporary = "%s.%d" % (path, os.getpid())
+    listener.bind(temporary)
+    os.chmod(temporary, 0o600)
+    listener.listen(16)
+    os.rename(temporary, path)  # atomic: clients never see a socket that is not listening yet
+    libraries = _libraries_mtime()
+    children = {}  # pid -> the connection waiting for its exit code
+    idle_since = time.time()
+    while True:
+        ready, _, _ = select.select([listener], [], [], 0.05 if children else 5)
+        for pid in list(children):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+                _reply(children.pop(pid), {"code": code})
+                idle_since = time.time()
+        if not ready:
+            if not children and time.time() - idle_since > IDLE_SECONDS:
+                break
+            continue
+        connection, _ = listener.accept()
+        try:
+            message, fds = _receive(connection, struct)
+        except (OSError, ValueError):
+            connection.close()
+            continue
+        if _libraries_mtime() != libraries or not os.path.exists(path):
+            for fd in fds:
+                os.close(fd)
+            _reply(connection, {"stale": True})
+            break
+        pid = os.fork()
+        if pid == 0:
+            listener.close()
+            connection.close()
+            _become_child(message, fds)
+        for fd in fds:
+            os.close(fd)
+        children[pid] = connection
+    try:
+        if os.path.exists(path):
+            os.unlink(path)
+    finally:
+        os._exit(0)
+
+
+def _receive(connection, struct):
+    import array
+    import socket
+
+    fds = array.array("i")
+    data, ancillary, _flags, _address = connection.recvmsg(4096, socket.CMSG_LEN(3 * fds.itemsize))
+    for level, kind, raw in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(raw[:len(raw) - (len(raw) % fds.itemsize)])
+    if len(fds) != 3 or len(data) < 4:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("bad request")
+    size = struct.unpack("!I", data[:4])[0]
+    body = data[4:]
+    while len(body) < size:
+        chunk = connection.recv(size - len(body))
+        if not chunk:
+            raise ValueError("short request")
+        body += chunk
+    return json.loads(body.decode()), list(fds)
+
+
+def _reply(connection, answer):
+    try:
+        connection.sendall(json.dumps(answer).encode())
+    except OSError:
+        pass
+    connection.close()
+
+
+def _become_child(message, fds):
+    """In the fork: the caller's streams, directory and environment, then the request as if run directly."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    sys.stdin = os.fdopen(0, "r", closefd=False)
+    sys.stdout = os.fdopen(1, "w", closefd=False)
+    sys.stderr = os.fdopen(2, "w", closefd=False)
+    os.chdir(message["cwd"])
+    os.environ.clear()
+    os.environ.update(message["env"])
+    sys.argv = ["-c", json.dumps(message["request"])]
+    code = 0
+    try:
+        run(message["request"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def main():
+    request = json.loads(sys.argv[1])
+    if request["action"] == "serve":
+        serve(request)
+    if request.get("warm"):
+        code = via_warm_server(request)
+        if code is not None:
+            sys.exit(code)
+        start_warm_server(request)
+    run(request)
 
 
 if __name__ == "__main__":

@@ -86,8 +86,14 @@ def backend_container(ctx: Context, *, start: bool = True) -> Any:
 
 
 def agent_command(request: dict) -> list[str]:
-    return ["sh", "-c", PYTHON_LAUNCHER, "devtool", "-c", AGENT_SOURCE.read_text(encoding="utf-8"),
-            json.dumps(request)]
+    """The agent with its request; `warm` lets it use (or start) the warm server in the container."""
+    import hashlib
+    import os
+
+    source = AGENT_SOURCE.read_text(encoding="utf-8")
+    request = {"agent_id": hashlib.sha1(source.encode()).hexdigest()[:12],
+               "warm": os.environ.get("DEVTOOL_WARM_AGENT", "1") != "0", **request}
+    return ["sh", "-c", PYTHON_LAUNCHER, "devtool", "-c", source, json.dumps(request)]
 
 
 def run_agent(ctx: Context, container: Any, request: dict) -> dict:
