@@ -72,7 +72,7 @@ def migrate(
 
     validate_message(message)
     resolve_service(ctx)  # fail on a wrong --service before starting anything
-    stack.up(ctx)
+    stack.up(ctx, settle=False)
     container = backend_container(ctx)
     request = {"action": "migrate", "message": message, "upgrade": upgrade, "fix_imports": fix_imports,
                "merge": merge}
@@ -133,7 +133,7 @@ def upgrade(ctx: Context, *, yes: bool = False, confirm: Callable[[dict], bool] 
     """Bring the database to head (used by `devtool setup`), with the same review as migrate."""
     from toolkit import stack
 
-    stack.up(ctx)
+    stack.up(ctx, settle=False)
     container = backend_container(ctx)
     with ctx.out.status("Checking pending migrations…"):
         result = agent(ctx, container, {"action": "upgrade", "yes": False})

@@ -18,8 +18,10 @@ POLL_INTERVAL = 0.2
 BACKEND_SETTLE = 1.0  # seconds the backend must have stayed up after a (re)start
 
 
-def up(ctx: Context, *, force: bool = False) -> list[Any]:
-    """Start the stack and return its containers once every service is running and healthy."""
+def up(ctx: Context, *, force: bool = False, settle: bool = True) -> list[Any]:
+    """Start the stack and return its containers once every service is running and healthy.
+    `settle`: also make sure a freshly started backend stays up (what `devtool up` promises); commands that
+    go on to exec into the backend skip it, an exec into a crashed backend fails clearly anyway."""
     project = ctx.project
     ctx.client  # an unreachable engine is reported as such, not as a compose failure
     if not force:
@@ -40,12 +42,12 @@ def up(ctx: Context, *, force: bool = False) -> list[Any]:
             hint="Fix the error above; `devtool up -v` shows compose's full output.",
             exit_code=ExitCode.STACK_FAILED)
     with ctx.out.status("Waiting for services to be healthy…"):
-        containers = wait_ready(ctx)
+        containers = wait_ready(ctx, settle=settle)
     _remember(ctx, containers)
     return containers
 
 
-def wait_ready(ctx: Context) -> list[Any]:
+def wait_ready(ctx: Context, *, settle: bool = True) -> list[Any]:
     """Poll the engine until every container runs (and is healthy where it has a healthcheck), or fail clearly."""
     deadline = time.monotonic() + ctx.settings.wait_timeout
     while True:
@@ -61,7 +63,7 @@ def wait_ready(ctx: Context) -> list[Any]:
                 raise _service_failed(container, "is unhealthy")
             if container.status in ("created", "restarting") or status == "starting":
                 waiting.append(service)
-            elif service == _backend_hint(ctx) and _running_for(container) < BACKEND_SETTLE:
+            elif settle and service == _backend_hint(ctx) and _running_for(container) < BACKEND_SETTLE:
                 waiting.append(service)  # a backend that crashes on start must be seen exiting, not as up
         if containers and not waiting:
             return containers
@@ -217,7 +219,7 @@ def service_container(ctx: Context, service: str, *, start: bool = True) -> Any:
     """The running container of a service (compose's pick: lowest number), starting the stack if needed."""
     containers = [c for c in service_containers(ctx.containers(), service) if c.status == "running"]
     if not containers and start:
-        containers = [c for c in service_containers(up(ctx), service) if c.status == "running"]
+        containers = [c for c in service_containers(up(ctx, settle=False), service) if c.status == "running"]
     if not containers:
         raise DevtoolError(f"Service {service} has no running container in project {ctx.project.name}.",
                            hint="Start the stack with `devtool up`.", exit_code=ExitCode.STACK_FAILED)
