@@ -72,3 +72,16 @@ def test_check_verdict_order_and_codes():
     assert code == 9 and len(problems) == 3
     assert verdict({"heads": one_head, "pending": [{"id": "b"}], "model_changes": []})[0] == 14
     assert verdict({"heads": one_head, "pending": [], "model_changes": [{"kind": "add_table", "name": "t"}]})[0] == 13
+
+
+def test_every_command_has_help_with_an_example():
+    import subprocess
+
+    from conftest import run_devtool
+
+    commands = ["up", "down", "migrate", "db", "shell", "status", "doctor", "setup", "check", "snapshot", "restore",
+                "config", "new"]
+    for command in commands:
+        result = run_devtool(command, "--help", cwd=subprocess.os.getcwd())
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Example" in result.stdout + result.stderr, command

@@ -37,7 +37,10 @@ def command(ctx: typer.Context,
 
 def restore(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Snapshot name."),
             latest: bool = typer.Option(False, "--latest", help="Restore the newest snapshot.")):
-    """Restore a snapshot: the database becomes exactly what it was (devtool restore NAME | --latest)."""
+    """Restore a snapshot: the database becomes exactly what it was, tables made since included.
+
+    Example: devtool restore --latest
+    """
     from toolkit import snapshots
     from toolkit.errors import DevtoolError, ExitCode
 
