@@ -109,9 +109,7 @@ def clean_env() -> dict[str, str]:
     """The user's environment minus anything that would point devtool or compose elsewhere."""
     env = {k: v for k, v in USER_ENV.items()
            if not k.startswith(("DEVTOOL_", "COMPOSE_")) and k not in ("DOCKER_DEFAULT_PLATFORM",)}
-    env.update(NO_COLOR="1", COLUMNS="200", PYTHONDONTWRITEBYTECODE=env.get("PYTHONDONTWRITEBYTECODE", ""))
-    if not env["PYTHONDONTWRITEBYTECODE"]:
-        del env["PYTHONDONTWRITEBYTECODE"]
+    env.update(NO_COLOR="1", COLUMNS="200")  # no colour codes in captured output; same on both sides
     return env
 
 
