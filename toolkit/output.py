@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 from typing import Any, Iterator
@@ -14,12 +15,21 @@ class Output:
     """Messages go to stderr (so stdout stays clean for data and --json); results and tables to stdout."""
 
     def __init__(self, *, verbose: bool = False, json_mode: bool = False) -> None:
-        from rich.console import Console  # imported here: `devtool --version` must not pay for rich
-
         self.verbose = verbose
         self.json_mode = json_mode
-        self.stdout = Console(highlight=False, soft_wrap=True)
-        self.stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    # rich is imported on first use: commands that only stream a child's output never pay for it.
+    @functools.cached_property
+    def stdout(self) -> Any:
+        from rich.console import Console
+
+        return Console(highlight=False, soft_wrap=True)
+
+    @functools.cached_property
+    def stderr(self) -> Any:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
 
     def _line(self, console: Any, symbol: str, message: str, style: str) -> None:
         from rich.text import Text
