@@ -103,6 +103,10 @@ def test_up_status_down(make_stack):
     import json
 
     report = json.loads(status.stdout)
+    plain = s.devtool("status")  # NO_COLOR and no TTY: no escape sequences
+    assert plain.returncode == 0 and "\x1b[" not in plain.stdout + plain.stderr
+    completion = s.devtool("--show-completion", "bash")
+    assert completion.returncode == 0 and "complete" in completion.stdout
     assert report["backend"] == "backend"
     assert {x["service"]: x["state"] for x in report["services"]} == {"backend": "running", "db": "running"}
     down = s.devtool("down", "--volumes")
