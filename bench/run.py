@@ -606,7 +606,7 @@ def report(bench: Bench, info: dict, args, elapsed: float) -> str:
     lines = [
         "# devtool vs typing the commands by hand (issue 4)",
         "",
-        f"Reproduce: `python bench/run.py`" + (f" (this run: `{' '.join(sys.argv)}`)" if sys.argv[1:] else ""),
+        "Reproduce: `python bench/run.py`" + (f" (this run: `{' '.join(sys.argv)}`)" if sys.argv[1:] else ""),
         "",
         f"Machine: {info['nproc']} CPUs (`nproc`), {info['cpu']}; Docker engine {info['docker']}, "
         f"Compose {info['compose']}; Python {info['python']}; kernel {info['kernel']}; "

@@ -1,7 +1,6 @@
 """Bad input, tried (issue 3 §9): each case asserts the one-line message, the exit code, no traceback, and
 that nothing was lost (revision files and database revision unchanged)."""
 
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path

@@ -1,6 +1,5 @@
 """devtool migrate and devtool db against a real engine and a real Postgres (issue 2, points 4, 6, 7a-d)."""
 
-import os
 import subprocess
 
 from conftest import POSTS_MODEL

@@ -115,7 +115,7 @@ def _backend_hint(ctx: Context) -> str:
 def _service_failed(container: Any, what: str) -> DevtoolError:
     service = container.labels.get(SERVICE_LABEL, container.name)
     return DevtoolError(f"Service {service} {what}.", detail=_logs(container),
-                        hint=f"Fix the cause in its logs above, then run `devtool up` again.",
+                        hint="Fix the cause in its logs above, then run `devtool up` again.",
                         exit_code=ExitCode.STACK_FAILED)
 
 
