@@ -171,3 +171,18 @@ def test_socket_permission_denied_message():
     assert error.exit_code == ExitCode.DOCKER_UNAVAILABLE
     assert error.message == "Permission denied on the Docker socket (unix:///var/run/docker.sock)."
     assert "docker group" in error.hint
+
+
+def test_doctor_reports_compose_schema_errors(tmp_path, engine_ready):
+    import json
+
+    from conftest import copy_demo
+
+    root = copy_demo(tmp_path / "schema")
+    compose = root / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace("    image: postgres:15\n", "    image: postgres:15\n    restartt: always\n"))
+    result = run_devtool("doctor", "--json", cwd=root)
+    assert result.returncode == 15
+    failed = [c for c in json.loads(result.stdout)["checks"] if c["ok"] is False]
+    assert [c["name"] for c in failed] == ["Compose file"]
+    assert "additional properties 'restartt' not allowed" in failed[0]["detail"]

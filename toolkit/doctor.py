@@ -59,6 +59,11 @@ def run_checks(ctx: Context, *, deep: bool = True) -> list[Check]:
         return skipped(*later[1:])
     try:
         project = ctx.project
+        verdict = compose.run(project, ["config", "--quiet"])  # compose's own validation, not only YAML
+        if verdict.returncode != 0:
+            problem = (verdict.stderr.strip().splitlines() or ["invalid"])[-1]
+            raise DevtoolError(f"{project.files[0].name} is not a valid compose file: {problem}",
+                               hint="`docker compose config` shows the whole reading.")
         add("Compose file", True, f"{', '.join(str(f) for f in project.files)} (project {project.name})")
     except DevtoolError as exc:
         add("Compose file", False, exc.message, exc.hint or "")

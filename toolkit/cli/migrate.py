@@ -54,6 +54,8 @@ def render(context, result: dict) -> None:
     from rich.table import Table
 
     out = context.out
+    if result.get("lock_waited"):
+        out.info(f"Waited {result['lock_waited']:.1f} s for another migration of this database to finish.")
     for model in result.get("fixed_imports", []):
         out.success(f"Added `{model['import_line']}` to {model['fixed_in']}.")
     if result.get("merged"):
