@@ -86,10 +86,20 @@ def test_db_passes_exit_code_through(stack):
 def test_no_upgrade_writes_revision_only(stack):
     stack.add_model("post", POSTS_MODEL)
     before = stack.db_revision()
-    result = stack.devtool("migrate", "add posts", "--no-upgrade")
+    result = stack.devtool("migrate", "add posts", "--no-upgrade", "--json")
     assert result.returncode == 0, result.stderr
     assert "posts" not in stack.tables() and stack.db_revision() == before
     assert any("add_posts" in p.name for p in stack.versions())
+    import json
+    from pathlib import Path
+
+    report = json.loads(result.stdout)  # stdout is the JSON document alone
+    assert report["ok"] is True and report["status"] == "generated"
+    assert [(c["label"], c["table"], c["risk"]) for c in report["changes"]] == [("add table", "posts", "safe")]
+    assert Path(report["revision"]["host_path"]).is_file() and report["current_after"] == [before]
+
+    failed = stack.devtool("--service", "nosuch", "migrate", "add posts", "--json")
+    assert failed.returncode == 5 and json.loads(failed.stdout)["ok"] is False
 
 
 def test_up_status_down(make_stack):
