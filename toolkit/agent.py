@@ -388,8 +388,7 @@ def action_migrate(session, request):
         result["current_before"] = current
         head_ids = [h["id"] for h in session.heads(script)]
         if set(current) != set(head_ids):
-            pending = pending_revisions(session, script, current)
-            review = [dict(c, revision=p["id"]) for p in pending for c in needs_review(p["changes"])]
+            pending, review = pending_with_review(session, script, current)
             if review and not request.get("yes"):
                 result.update(status="behind_needs_confirmation", pending=pending, review=review)
                 return result
@@ -456,6 +455,12 @@ def pending_revisions(session, script, current):
     return pending
 
 
+def pending_with_review(session, script, current):
+    """The pending revisions, and the changes among them that need review (each tagged with its revision)."""
+    pending = pending_revisions(session, script, current)
+    return pending, [dict(c, revision=p["id"]) for p in pending for c in needs_review(p["changes"])]
+
+
 def apply(session, script, current):
     """Upgrade one revision at a time, so a failure names its revision and leaves the one before applied."""
     from alembic import command
@@ -481,8 +486,7 @@ def action_upgrade(session, request):
         if len(heads) > 1:
             raise AgentError("multiple_heads", "The migrations have %d heads." % len(heads), heads=heads)
         current = session.current()
-        pending = pending_revisions(session, script, current)
-        review = [dict(c, revision=p["id"]) for p in pending for c in needs_review(p["changes"])]
+        pending, review = pending_with_review(session, script, current)
         if review and not request.get("yes"):
             return {"status": "needs_confirmation", "pending": pending, "review": review, "current_before": current,
                     "database": session.database()}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from toolkit.agent import RESULT_MARK
 from toolkit.context import Context
 from toolkit.engine import exec_stream
 from toolkit.errors import DevtoolError, ExitCode
@@ -21,7 +23,6 @@ PYTHON_LAUNCHER = (
     'command -v python3 >/dev/null 2>&1 && exec python3 "$@"; exec python "$@"'
 )
 AGENT_SOURCE = Path(__file__).with_name("agent.py")
-RESULT_MARK = "\x1edevtool-result "
 
 
 def resolve_service(ctx: Context) -> str:
@@ -85,14 +86,19 @@ def backend_container(ctx: Context, *, start: bool = True) -> Any:
     return container
 
 
-def agent_command(request: dict) -> list[str]:
-    """The agent with its request; `warm` lets it use (or start) the warm server in the container."""
+@functools.lru_cache(maxsize=1)
+def _agent_source() -> tuple[str, str]:
+    """(source, id): the id names the warm server, so a new devtool never talks to an old agent."""
     import hashlib
-    import os
 
     source = AGENT_SOURCE.read_text(encoding="utf-8")
-    request = {"agent_id": hashlib.sha1(source.encode()).hexdigest()[:12],
-               "warm": os.environ.get("DEVTOOL_WARM_AGENT", "1") != "0", **request}
+    return source, hashlib.sha1(source.encode()).hexdigest()[:12]
+
+
+def agent_command(request: dict) -> list[str]:
+    """The agent with its request; `warm` lets it use (or start) the warm server in the container."""
+    source, agent_id = _agent_source()
+    request = {"agent_id": agent_id, "warm": os.environ.get("DEVTOOL_WARM_AGENT", "1") != "0", **request}
     return ["sh", "-c", PYTHON_LAUNCHER, "devtool", "-c", source, json.dumps(request)]
 
 

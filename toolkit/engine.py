@@ -32,11 +32,9 @@ def connect() -> Any:
 
 def _client_from_context(docker: Any) -> Any:
     """docker-py ignores `docker context use` and DOCKER_CONTEXT; honour them the way the CLI does."""
-    from docker.context import ContextAPI
-
-    wanted = os.environ.get("DOCKER_CONTEXT")  # the CLI: DOCKER_HOST, else DOCKER_CONTEXT, else currentContext
+    wanted = os.environ.get("DOCKER_CONTEXT")
     try:
-        context = _named_context(wanted) if wanted else ContextAPI.get_current_context()
+        context = _selected_context()
     except Exception:  # a broken context store: the CLI would complain; fall back to the default socket
         context = None
         if not wanted:
@@ -49,6 +47,14 @@ def _client_from_context(docker: Any) -> Any:
         return None
     return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig or False,
                                use_ssh_client=context.Host.startswith("ssh://"))
+
+
+def _selected_context() -> Any:
+    """The context the CLI would use without DOCKER_HOST: DOCKER_CONTEXT, else the store's current one."""
+    from docker.context import ContextAPI
+
+    wanted = os.environ.get("DOCKER_CONTEXT")
+    return _named_context(wanted) if wanted else ContextAPI.get_current_context()
 
 
 def _named_context(name: str) -> Any:
@@ -84,10 +90,7 @@ def engine_address() -> str:
     if os.environ.get("DOCKER_HOST"):
         return f"DOCKER_HOST={os.environ['DOCKER_HOST']}"
     try:
-        from docker.context import ContextAPI
-
-        wanted = os.environ.get("DOCKER_CONTEXT")
-        context = _named_context(wanted) if wanted else ContextAPI.get_current_context()
+        context = _selected_context()
         if context is not None and context.name != "default":
             return f"context {context.name} ({context.Host})"
     except Exception:

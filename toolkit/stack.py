@@ -99,9 +99,7 @@ def down(ctx: Context, *, volumes: bool = False) -> None:
 
 
 def _backend_hint(ctx: Context) -> str:
-    """The backend service: configured, else detected as the migration commands find it (once per run)."""
-    if ctx.settings.backend_service or "backend" in ctx.project.services:
-        return ctx.settings.backend_service or "backend"
+    """The backend service as the migration commands find it (once per run); "backend" when it is ambiguous."""
     if "_backend_hint" not in vars(ctx):
         from toolkit.backend import resolve_service
 
