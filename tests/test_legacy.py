@@ -156,21 +156,21 @@ class _Ctx:
 @pytest.mark.parametrize("env_file", ["env_file: api.env", "env_file: [api.env]",
                                       "env_file:\n      - path: api.env\n        required: false"])
 def test_flask_app_in_env_file_counts_for_detection(tmp_path, env_file):
-    from toolkit.backend import resolve_service
+    from toolkit.services import resolve_backend
 
     project = _project(tmp_path, f"services:\n  api:\n    build: ./code\n    {env_file}\n  cache:\n    image: redis\n",
                        {"api.env": "FLASK_APP=service.factory:make_app\n",
                         "code/db/migrations/env.py": "", "code/Dockerfile": "FROM python\n"})
-    assert resolve_service(_Ctx(project)) == "api"
+    assert resolve_backend(project, None, _Ctx(project).out) == "api"
 
 
 def test_manifest_in_build_context_and_migrations_in_bind_mount_count_together(tmp_path):
-    from toolkit.backend import resolve_service
+    from toolkit.services import resolve_backend
 
     project = _project(tmp_path, "services:\n  api:\n    build: .\n    volumes: ['./src:/srv/api']\n"
                                  "  worker:\n    image: busybox\n",
                        {"requirements/base.txt": "Flask==2.3.3\n", "src/db/migrations/env.py": ""})
-    assert resolve_service(_Ctx(project)) == "api"
+    assert resolve_backend(project, None, _Ctx(project).out) == "api"
 
 
 def test_fixture_is_not_shaped_like_the_template():

@@ -1,8 +1,9 @@
 """Pure logic: revision review, secret masking, argument handling, the CI verdict."""
 
-from toolkit.agent import classify_upgrade, needs_review
-from toolkit.cli.check import verdict
-from toolkit.cli.db import with_relative_revisions
+from toolkit.agent.protocol import ModelChange, PendingRevision, Revision, StatusResult, Database
+from toolkit.agent.review import classify_upgrade, needs_review
+from toolkit.check import verdict
+from toolkit.db import with_relative_revisions
 from toolkit.masking import Masker
 
 
@@ -12,7 +13,7 @@ def _upgrade(body: str) -> str:
 
 def test_add_table_is_safe():
     changes = classify_upgrade(_upgrade("    op.create_table('posts', sa.Column('id', sa.Integer(), nullable=False))"))
-    assert [(c["label"], c["table"], c["risk"]) for c in changes] == [("add table", "posts", "safe")]
+    assert [(c.label, c.table, c.risk) for c in changes] == [("add table", "posts", "safe")]
     assert needs_review(changes) == []
 
 
@@ -23,7 +24,7 @@ def test_batch_drop_column_and_type_change_are_destructive():
         "        batch_op.alter_column('email', existing_type=sa.VARCHAR(), type_=sa.Text())\n"
         "        batch_op.drop_index('ix_users_email')\n"
         "        batch_op.drop_constraint('uq_email', type_='unique')"))
-    assert [(c["op"], c["table"], c["column"], c["risk"]) for c in changes] == [
+    assert [(c.op, c.table, c.column, c.risk) for c in changes] == [
         ("drop_column", "users", "name", "destructive"), ("alter_column", "users", "email", "destructive"),
         ("drop_index", "users", "ix_users_email", "destructive"),
         ("drop_constraint", "users", "uq_email", "destructive")]
@@ -34,8 +35,8 @@ def test_not_null_without_default_is_risky_but_with_default_safe():
         "    with op.batch_alter_table('users') as b:\n        b.add_column(sa.Column('age', sa.Integer(), nullable=False))"))
     safe = classify_upgrade(_upgrade(
         "    op.add_column('users', sa.Column('age', sa.Integer(), nullable=False, server_default='0'))"))
-    assert risky[0]["risk"] == "risky" and "NOT NULL" in risky[0]["reason"]
-    assert safe[0]["risk"] == "safe" and safe[0]["table"] == "users" and safe[0]["column"] == "age"
+    assert risky[0].risk == "risky" and "NOT NULL" in risky[0].reason
+    assert safe[0].risk == "safe" and safe[0].table == "users" and safe[0].column == "age"
 
 
 def test_drop_and_add_are_probable_renames():
@@ -44,8 +45,8 @@ def test_drop_and_add_are_probable_renames():
     columns = classify_upgrade(_upgrade("    with op.batch_alter_table('users') as b:\n"
                                         "        b.add_column(sa.Column('full_name', sa.String()))\n"
                                         "        b.drop_column('name')"))
-    assert {c["risk"] for c in tables} == {"rename"} and "probable rename" in tables[0]["reason"]
-    assert {c["risk"] for c in columns} == {"rename"} and "users.name to full_name" in columns[1]["reason"]
+    assert {c.risk for c in tables} == {"rename"} and "probable rename" in tables[0].reason
+    assert {c.risk for c in columns} == {"rename"} and "users.name to full_name" in columns[1].reason
 
 
 def test_masker_hides_url_passwords_assignments_and_learned_values():
@@ -64,14 +65,19 @@ def test_relative_revisions_go_after_double_dash():
     assert with_relative_revisions(["history", "-r", "base:head"]) == ["history", "-r", "base:head"]
 
 
+def _status(heads, pending=(), model_changes=()):
+    return StatusResult(heads=heads, database=Database("postgresql"), directory="/app/migrations", current=["a"],
+                        pending=[PendingRevision(id=p, message="", path="") for p in pending],
+                        model_changes=[ModelChange(kind=k, name=n) for k, n in model_changes])
+
+
 def test_check_verdict_order_and_codes():
-    one_head = [{"id": "a", "message": ""}]
-    assert verdict({"heads": one_head, "pending": [], "model_changes": []}) == (0, [])
-    code, problems = verdict({"heads": one_head * 2, "pending": [{"id": "b"}],
-                              "model_changes": [{"kind": "add_table", "name": "posts"}]})
+    one_head = [Revision(id="a", message="", path="")]
+    assert verdict(_status(one_head)) == (0, [])
+    code, problems = verdict(_status(one_head * 2, ["b"], [("add_table", "posts")]))
     assert code == 9 and len(problems) == 3
-    assert verdict({"heads": one_head, "pending": [{"id": "b"}], "model_changes": []})[0] == 14
-    assert verdict({"heads": one_head, "pending": [], "model_changes": [{"kind": "add_table", "name": "t"}]})[0] == 13
+    assert verdict(_status(one_head, ["b"]))[0] == 14
+    assert verdict(_status(one_head, [], [("add_table", "t")]))[0] == 13
 
 
 def test_every_command_has_help_with_an_example():

@@ -1,4 +1,5 @@
-"""What every command works with: the settings, the output, and (loaded on first use) project and engine."""
+"""What every command works with: the settings, the output, and (loaded on first use and kept) the compose
+project, the engine, the resolved services and the target the commands run on."""
 
 from __future__ import annotations
 
@@ -78,6 +79,20 @@ class Context:
 
         self._checked_settings()
         return connect()
+
+    @functools.cached_property
+    def services(self):
+        """The backend (and database) services, resolved once per command."""
+        from toolkit.services import Services
+
+        return Services(self.project, self._checked_settings(), self.out)
+
+    @functools.cached_property
+    def target(self):
+        """Where commands run: the backend's container, its agent, its host paths (resolved once)."""
+        from toolkit.targets.compose import ComposeTarget
+
+        return ComposeTarget(self)
 
     def containers(self) -> list[Any]:
         from toolkit.engine import project_containers

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from toolkit.context import Context
+from toolkit import migrations
+from toolkit.agent.protocol import ErrorCode
 from toolkit.errors import DevtoolError
+
+if TYPE_CHECKING:
+    from toolkit.context import Context
 
 
 @dataclass
@@ -68,10 +72,8 @@ def run_checks(ctx: Context, *, deep: bool = True) -> list[Check]:
     except DevtoolError as exc:
         add("Compose file", False, exc.message, exc.hint or "")
         return skipped(*later[2:])
-    from toolkit.backend import resolve_service
-
     try:
-        service = resolve_service(ctx)
+        service = ctx.services.backend
         add("Backend service", True, service)
     except DevtoolError as exc:
         add("Backend service", False, exc.message, exc.hint or "")
@@ -113,12 +115,10 @@ def _finished_job(ctx: Context, name: str, backend: str, container: Any) -> bool
 
 
 def _backend_checks(ctx: Context, add: Any) -> None:
-    from toolkit import migrations
-
     try:
         status = migrations.status(ctx, models=True)
     except DevtoolError as exc:
-        if exc.data.get("code") == "no_migrations":
+        if exc.data.get("code") == ErrorCode.NO_MIGRATIONS:
             add("Database reachable from the backend", None, "not checked")
             add("Migrations folder", False, exc.message, exc.hint or "")
         else:
@@ -128,21 +128,21 @@ def _backend_checks(ctx: Context, add: Any) -> None:
         add("Database at head", None, "not checked")
         add("Models loaded by init_app", None, "not checked")
         return
-    reachable = status.get("database_error") is None
-    database = status["database"]
+    reachable = status.database_error is None
+    database = status.database
     add("Database reachable from the backend", reachable,
-        f"{database['backend']} at {database['host']}:{database['port']}/{database['name']}" if reachable
-        else status["database_error"], "Check DATABASE_URL and that the db service is healthy.")
-    add("Migrations folder", True, status["directory"])
-    heads = status["heads"]
-    add("Single head", len(heads) == 1, ", ".join(f"{h['id']} ({h['message']})" for h in heads) or "no revisions",
+        f"{database.backend} at {database.host}:{database.port}/{database.name}" if reachable
+        else status.database_error, "Check DATABASE_URL and that the db service is healthy.")
+    add("Migrations folder", True, status.directory)
+    heads = status.heads
+    add("Single head", len(heads) == 1, ", ".join(f"{h.id} ({h.message})" for h in heads) or "no revisions",
         'Merge them: `devtool migrate --merge "merge heads"`.' if len(heads) > 1 else
         'Create the first revision: `devtool migrate "initial"`.')
-    at_head = reachable and sorted(status.get("current") or []) == sorted(h["id"] for h in heads)
+    at_head = reachable and sorted(status.current or []) == sorted(h.id for h in heads)
     add("Database at head", at_head if reachable else None,
-        f"at {', '.join(status.get('current') or []) or 'base'}, {len(status.get('pending', []))} pending",
+        f"at {', '.join(status.current or []) or 'base'}, {len(status.pending)} pending",
         "Apply them: `devtool db upgrade` (or `devtool setup`).")
-    missing = status.get("unloaded_models", [])
+    missing = status.unloaded_models
     add("Models loaded by init_app", not missing,
-        "; ".join(f"{m['class']} ({m['module']}): add `{m['import_line']}`" for m in missing) or "all loaded",
+        "; ".join(f"{m.model} ({m.module}): add `{m.import_line}`" for m in missing) or "all loaded",
         'Add the imports, or run `devtool migrate --fix-imports "msg"`.')

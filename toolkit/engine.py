@@ -141,13 +141,17 @@ def exec_stream(
     on_output: Callable[[bytes | None, bytes | None], None],
     environment: dict[str, str] | None = None,
     workdir: str | None = None,
+    stdin: bool = False,
 ) -> int:
-    """Run a command in a container, hand over stdout/stderr as they arrive, return its exit code."""
+    """Run a command in a container, hand over stdout/stderr as they arrive, return its exit code.
+    `stdin`: attach (and never close) the command's stdin, so it reads end-of-file exactly when this process
+    goes away (devtool's agent stops at the next revision boundary then)."""
     from docker.errors import APIError
 
     api = client.api
     try:
-        exec_id = api.exec_create(container_id, command, environment=environment, workdir=workdir)["Id"]
+        exec_id = api.exec_create(container_id, command, environment=environment, workdir=workdir,
+                                  stdin=stdin)["Id"]
         for stdout, stderr in api.exec_start(exec_id, stream=True, demux=True):
             on_output(stdout, stderr)
         return api.exec_inspect(exec_id)["ExitCode"]

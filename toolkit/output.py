@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from toolkit.masking import masker
 
@@ -65,9 +66,24 @@ class Output:
         (self.stderr if self.json_mode else self.stdout).print(renderable)
 
     def data(self, payload: Any) -> None:
-        """Machine-readable output: JSON on stdout, masked like everything else."""
-        sys.stdout.write(masker(json.dumps(payload, indent=2, default=str)) + "\n")
+        """Machine-readable output: JSON on stdout (dataclasses as objects), masked like everything else."""
+        sys.stdout.write(masker(json.dumps(payload, indent=2, default=_plain)) + "\n")
         sys.stdout.flush()
+
+    def emit(self, payload: Any, view: Callable[[], None]) -> None:
+        """A command's result: with --json the payload as one JSON document, otherwise the rich view."""
+        if self.json_mode:
+            self.data(payload)
+        else:
+            view()
+
+    def confirm(self, question: str) -> bool:
+        """Ask only a person: stdin and stderr are terminals and --json is off; otherwise the answer is no."""
+        if self.json_mode or not (sys.stdin.isatty() and sys.stderr.isatty()):
+            return False
+        import click
+
+        return click.confirm(question, default=False, err=True)
 
     def raw(self, chunk: bytes, *, stderr: bool = False) -> None:
         """A child process's output, passed through as it arrives (masked, no markup)."""
@@ -84,3 +100,9 @@ class Output:
         else:
             self._line(self.stderr, "…", message, "cyan")
             yield
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from toolkit.context import Context
+from toolkit import migrations, stack
 from toolkit.doctor import Check, first_failure, run_checks
 from toolkit.errors import DevtoolError, ExitCode
+from toolkit.migrations import Confirm, never
+
+if TYPE_CHECKING:
+    from toolkit.context import Context
 
 
 def _stop_at(check: Check, code: int = ExitCode.CHECKS_FAILED) -> DevtoolError:
     return DevtoolError(f"{check.name}: {check.detail}", hint=check.fix or None, exit_code=code)
 
 
-def setup(ctx: Context, *, yes: bool = False, confirm: Callable[[dict], bool] | None = None) -> list[Check]:
+def setup(ctx: Context, *, yes: bool = False, confirm: Confirm = never) -> list[Check]:
     """Checks, then up, then upgrade to head, then every check again; stops at the first problem."""
-    from toolkit import migrations, stack
-
     failed = first_failure(run_checks(ctx, deep=False))
     if failed:
         raise _stop_at(failed)
@@ -30,9 +32,8 @@ def setup(ctx: Context, *, yes: bool = False, confirm: Callable[[dict], bool] | 
         if failed is not None and error.exit_code != ExitCode.NEEDS_CONFIRMATION:
             raise _stop_at(failed, error.exit_code) from None
         raise
-    applied = result.get("applied") or []
-    ctx.out.success(f"Database at head ({', '.join(result.get('current_after') or []) or 'base'}); "
-                    f"{len(applied)} revision(s) applied.")
+    ctx.out.success(f"Database at head ({', '.join(result.current_after) or 'base'}); "
+                    f"{len(result.applied)} revision(s) applied.")
     checks = run_checks(ctx)
     failed = first_failure(checks)
     if failed:

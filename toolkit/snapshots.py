@@ -10,11 +10,15 @@ import tarfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from toolkit.context import Context
+from toolkit.agent.protocol import Database, DatabaseRequest, StatusRequest
 from toolkit.engine import exec_stream
 from toolkit.errors import DevtoolError, ExitCode
+from toolkit.stack import service_container
+
+if TYPE_CHECKING:
+    from toolkit.context import Context
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Drop everything in the schema first so tables created after the snapshot go too; all in one transaction.
@@ -30,52 +34,39 @@ def snapshot_dir(ctx: Context) -> Path:
     return base / ctx.project.name
 
 
-def db_service(ctx: Context, database: dict | None) -> str:
-    """The Postgres service: configured, else the host in the app's database URL, else the one postgres image."""
-    services = ctx.project.services
-    if ctx.settings.db_service:
-        if ctx.settings.db_service not in services:
-            raise DevtoolError(f"Database service {ctx.settings.db_service!r} is not in the compose file.",
-                               exit_code=ExitCode.SERVICE_NOT_FOUND, hint="Fix db_service in your configuration.")
-        return ctx.settings.db_service
-    host = (database or {}).get("host")
-    if host in services:
-        return host
-    postgres = [n for n, c in services.items() if "postgres" in str(c.get("image", ""))]
-    if len(postgres) == 1:
-        return postgres[0]
-    raise DevtoolError("Cannot tell which service runs Postgres.", exit_code=ExitCode.SERVICE_NOT_FOUND,
-                       hint="Set db_service in [tool.devtool] (or DEVTOOL_DB_SERVICE).")
+def database(ctx: Context) -> Database:
+    """The app's database as the backend sees it (no migration state needed: restore works at any revision)."""
+    return ctx.target.agent().call(DatabaseRequest())
 
 
-def _database_info(ctx: Context) -> dict:
-    from toolkit import migrations
-
-    return migrations.status(ctx)
-
-
-def _credentials(container: Any, database: dict) -> tuple[str, str, dict[str, str]]:
+def _credentials(container: Any, database: Database) -> tuple[str, str, dict[str, str]]:
     env = dict(e.split("=", 1) for e in container.attrs.get("Config", {}).get("Env") or [] if "=" in e)
-    user = database.get("user") or env.get("POSTGRES_USER", "postgres")
-    name = database.get("name") or env.get("POSTGRES_DB", user)
+    user = database.user or env.get("POSTGRES_USER", "postgres")
+    name = database.name or env.get("POSTGRES_DB", user)
     extra = {"PGPASSWORD": env["POSTGRES_PASSWORD"]} if env.get("POSTGRES_PASSWORD") else {}
     return user, name, extra
 
 
-def take(ctx: Context, name: str | None = None, *, reason: str = "manual", database: dict | None = None,
-         revision: list[str] | None = None) -> dict:
-    """Dump the app's database to the host; keeps the newest `snapshot_keep` snapshots."""
-    from toolkit.stack import service_container
+def take_manual(ctx: Context, name: str | None) -> dict:
+    """`devtool snapshot [NAME]`: the app's database at its current revision."""
+    validate_name(name)
+    info = ctx.target.agent().call(StatusRequest())
+    return take(ctx, name, database=info.database, revision=info.current)
 
+
+def validate_name(name: str | None) -> None:
     if name is not None and not NAME_PATTERN.match(name):
         raise DevtoolError(f"Invalid snapshot name {name!r}.", exit_code=ExitCode.USAGE,
                            hint="Use letters, digits, '.', '_' or '-' (at most 64).")
-    if database is None:
-        info = _database_info(ctx)
-        database, revision = info["database"], info.get("current")
-    if database.get("backend") != "postgresql":
+
+
+def take(ctx: Context, name: str | None = None, *, database: Database, revision: list[str] | None,
+         reason: str = "manual") -> dict:
+    """Dump the app's database to the host; keeps the newest `snapshot_keep` snapshots."""
+    validate_name(name)
+    if database.backend != "postgresql":
         raise DevtoolError("Snapshots need a PostgreSQL database.", exit_code=ExitCode.SNAPSHOT_FAILED)
-    container = service_container(ctx, db_service(ctx, database))
+    container = service_container(ctx, ctx.services.db(database))
     user, dbname, env = _credentials(container, database)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     name = name or f"auto-{stamp}"
@@ -132,17 +123,15 @@ def _prune(ctx: Context) -> None:
 
 def restore(ctx: Context, name: str | None) -> dict:
     """Put the database back exactly as in the snapshot (tables made since are dropped)."""
-    from toolkit.stack import service_container
-
     snapshots = list_snapshots(ctx)
     meta = snapshots[0] if name is None and snapshots else next((m for m in snapshots if m["name"] == name), None)
     if meta is None:
         known = ", ".join(m["name"] for m in snapshots[:5]) or "none yet"
         raise DevtoolError(f"No snapshot {name or '(latest)'} for project {ctx.project.name} (have: {known}).",
                            exit_code=ExitCode.SNAPSHOT_FAILED, hint="`devtool snapshot list` shows them.")
-    info = _database_info(ctx)
-    container = service_container(ctx, db_service(ctx, info["database"]))
-    user, dbname, env = _credentials(container, info["database"])
+    app_database = database(ctx)
+    container = service_container(ctx, ctx.services.db(app_database))
+    user, dbname, env = _credentials(container, app_database)
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         tar.add(meta["path"], arcname="devtool-restore.dump")

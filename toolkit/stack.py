@@ -7,12 +7,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit import compose
-from toolkit.context import Context
 from toolkit.engine import SERVICE_LABEL, health, service_containers
 from toolkit.errors import DevtoolError, ExitCode
+
+if TYPE_CHECKING:
+    from toolkit.context import Context
 
 POLL_INTERVAL = 0.2
 BACKEND_SETTLE = 1.0  # seconds the backend must have stayed up after a (re)start
@@ -99,15 +101,20 @@ def down(ctx: Context, *, volumes: bool = False) -> None:
 
 
 def _backend_hint(ctx: Context) -> str:
-    """The backend service as the migration commands find it (once per run); "backend" when it is ambiguous."""
-    if "_backend_hint" not in vars(ctx):
-        from toolkit.backend import resolve_service
+    """The backend service as the migration commands find it; "backend" when it cannot be resolved."""
+    return ctx.services.backend_if_known or "backend"
 
-        try:
-            ctx._backend_hint = resolve_service(ctx)  # e.g. `api` in a project not made from the template
-        except DevtoolError:
-            ctx._backend_hint = "backend"
-    return ctx._backend_hint
+
+def explain_stopped(ctx: Context, container: Any) -> None:
+    """A container that stopped under a command is the real cause of its failure: say so as `up` would."""
+    try:
+        container.reload()
+    except Exception:  # removed altogether
+        raise DevtoolError(f"Container {container.name} disappeared while devtool was using it.",
+                           hint="Run `devtool up` and try again.", exit_code=ExitCode.STACK_FAILED) from None
+    if container.status != "running":
+        raise _service_failed(container, f"stopped ({container.status}, exit code "
+                                         f"{container.attrs.get('State', {}).get('ExitCode')})")
 
 
 def _service_failed(container: Any, what: str) -> DevtoolError:

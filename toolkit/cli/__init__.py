@@ -26,8 +26,9 @@ class DevtoolGroup(TyperGroup):
                                    **({"data": exc.data} if exc.data else {})})
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            _output(ctx).warn("Interrupted. A migration already running in the container finishes or rolls back "
-                              "as one transaction; `devtool status` shows where the database is.")
+            _output(ctx).warn("Interrupted. devtool's agent in the container stops at the next revision boundary (a "
+                              "revision under way commits or rolls back whole); `devtool status` shows where the "
+                              "database is.")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
@@ -75,8 +76,6 @@ def main_options(
 
     settings = Settings(project_dir=project_dir, compose_files=list(file or []), project_name=project_name,
                         backend_service=service, verbose=verbose)
-    from toolkit.cli.config import given_options
-
     given = given_options(ctx, {"project_dir": "project_dir", "file": "compose_files",
                                  "project_name": "project_name", "service": "backend_service"})
 
@@ -88,8 +87,27 @@ def main_options(
     ctx.obj = Context(settings, Output(verbose=verbose), resolve=resolve)
 
 
+def given_options(ctx: typer.Context, fields: dict) -> dict:
+    """{settings field: "command line" | "env VAR"} for the global options given on the command line or through
+    their own environment variable (click knows which); options left at their default are not listed."""
+    import os
+
+    given = {}
+    for param in ctx.command.params:
+        # By name: typer may bring its own copy of click, whose ParameterSource is another enum than click's.
+        source = getattr(ctx.get_parameter_source(param.name), "name", None)
+        if param.name not in fields or source not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        if source == "COMMANDLINE":
+            given[fields[param.name]] = "command line"
+        else:
+            names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or [])
+            given[fields[param.name]] = "env " + next((n for n in names if os.environ.get(n)), " / ".join(names))
+    return given
+
+
 def _register() -> None:
-    from toolkit.cli import check, config, db, doctor, down, migrate, new, setup, shell, snapshot, status, up
+    from toolkit.cli import check, config, db, doctor, down, migrate, new, restore, setup, shell, snapshot, status, up
 
     app.command("up", help=up.__doc__)(up.command)
     app.command("down", help=down.__doc__)(down.command)
@@ -101,7 +119,7 @@ def _register() -> None:
     app.command("setup", help=setup.__doc__)(setup.command)
     app.command("check", help=check.__doc__)(check.command)
     app.command("snapshot", help=snapshot.__doc__)(snapshot.command)
-    app.command("restore", help=snapshot.restore.__doc__)(snapshot.restore)
+    app.command("restore", help=restore.__doc__)(restore.command)
     app.command("config", help=config.__doc__)(config.command)
     app.command("new", help=new.__doc__)(new.command)
 

@@ -10,7 +10,7 @@ from toolkit.errors import ExitCode
 SYMBOLS = {True: "[green]✓[/]", False: "[bold red]✗[/]", None: "[dim]–[/]"}
 
 
-def render(context, checks) -> None:
+def render(out, checks) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -22,20 +22,17 @@ def render(context, checks) -> None:
         if check.fix:
             line.append(f"\n  fix: {masker(check.fix)}", style="yellow")
         table.add_row(SYMBOLS[check.ok], check.name, line)
-    context.out.show(table)
+    out.show(table)
 
 
 def command(ctx: typer.Context, json_output: bool = typer.Option(False, "--json", help="Print the checks as JSON.")):
     from toolkit.doctor import run_checks
 
-    context = ctx.obj
-    context.out.json_mode = json_output
-    checks = run_checks(context)
+    out = ctx.obj.out
+    out.json_mode = json_output
+    checks = run_checks(ctx.obj)
     healthy = all(c.ok for c in checks)
-    if json_output:
-        context.out.data({"ok": healthy, "checks": [c.as_dict() for c in checks]})
-    else:
-        render(context, checks)
+    out.emit({"ok": healthy, "checks": checks}, lambda: render(out, checks))
     if not healthy:
         raise typer.Exit(ExitCode.CHECKS_FAILED)
-    context.out.success("All checks pass.")
+    out.success("All checks pass.")

@@ -3,8 +3,6 @@
 Example: devtool migrate "add posts table"
 """
 
-import sys
-
 import typer
 
 RISK_STYLE = {"safe": "green", "risky": "yellow", "rename": "magenta", "destructive": "bold red"}
@@ -19,67 +17,65 @@ def command(
     merge: bool = typer.Option(False, "--merge", help="Merge multiple heads before generating."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
+    from dataclasses import asdict
+
     from toolkit import migrations
 
-    context = ctx.obj
-    context.out.json_mode = json_output
-    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not json_output
+    out = ctx.obj.out
+    out.json_mode = json_output
 
-    def confirm(result: dict) -> bool:
-        show_review(context, result)
-        return interactive and typer.confirm("Apply it?", default=False, err=True)
+    def confirm(result) -> bool:
+        show_review(out, result)
+        return out.confirm("Apply it?")
 
-    result = migrations.migrate(context, message, upgrade=not no_upgrade, yes=yes, fix_imports=fix_imports,
+    result = migrations.migrate(ctx.obj, message, upgrade=not no_upgrade, yes=yes, fix_imports=fix_imports,
                                 merge=merge, confirm=confirm)
-    if json_output:
-        context.out.data(result)
-        return
-    render(context, result)
+    out.emit({"ok": True, **asdict(result)}, lambda: render(out, result))
 
 
-def show_review(context, result: dict) -> None:
+def show_review(out, result) -> None:
     from rich.table import Table
 
     table = Table(title="Needs review", title_justify="left")
     for column in ("Revision", "Change", "Table", "Column", "Why"):
         table.add_column(column)
-    for change in result.get("review", []):
-        table.add_row(change.get("revision") or (result.get("revision") or {}).get("id", ""), change["label"],
-                      str(change["table"] or ""), str(change["column"] or ""),
-                      f"[{RISK_STYLE[change['risk']]}]{change['risk']}[/]: {change['reason']}")
-    context.out.show(table)
+    for change in result.review:
+        table.add_row(change.revision or "", change.label, str(change.table or ""), str(change.column or ""),
+                      f"[{RISK_STYLE[change.risk]}]{change.risk}[/]: {change.reason}")
+    out.show(table)
 
 
-def render(context, result: dict) -> None:
+def render(out, result) -> None:
     from rich.table import Table
 
-    out = context.out
-    if result.get("lock_waited"):
-        out.info(f"Waited {result['lock_waited']:.1f} s for another migration of this database to finish.")
-    for model in result.get("fixed_imports", []):
-        out.success(f"Added `{model['import_line']}` to {model['fixed_in']}.")
-    if result.get("merged"):
-        out.success(f"Merged heads into {result['merged']['id']}.")
-    for revision in result.get("upgraded_first", []):
-        out.info(f"The database was behind: applied {revision['id']} ({revision['message']}) first.")
-    if result["status"] == "no_changes":
+    from toolkit.agent.protocol import Status
+
+    if result.lock_waited:
+        out.info(f"Waited {result.lock_waited:.1f} s for another migration of this database to finish.")
+    for model in result.fixed_imports:
+        out.success(f"Added `{model.import_line}` to {model.fixed_in}.")
+    if result.merged:
+        out.success(f"Merged heads into {result.merged.id}.")
+    for revision in result.upgraded_first:
+        out.info(f"The database was behind: applied {revision.id} ({revision.message}) first.")
+    if result.revision is None:
         out.success(f"No schema changes detected; no revision written. Database at "
-                    f"{', '.join(result.get('current_after') or []) or 'base'}.")
+                    f"{', '.join(result.current_after) or 'base'}.")
         return
     table = Table(title="Detected changes", title_justify="left")
     for column in ("Change", "Table", "Column", "Risk"):
         table.add_column(column)
-    for change in result["changes"]:
-        risk = change["risk"] + (f": {change['reason']}" if change["reason"] else "")
-        table.add_row(change["label"], str(change["table"] or ""), str(change["column"] or ""),
-                      f"[{RISK_STYLE[change['risk']]}]{risk}[/]")
+    for change in result.changes:
+        risk = change.risk + (f": {change.reason}" if change.reason else "")
+        table.add_row(change.label, str(change.table or ""), str(change.column or ""),
+                      f"[{RISK_STYLE[change.risk]}]{risk}[/]")
     out.show(table)
-    revision = result["revision"]
-    out.info(f"Revision {revision['id']}: {revision['host_path']}")
-    if result.get("snapshot"):
-        out.info(f"Snapshot {result['snapshot']['name']} taken before applying; "
+    revision = result.revision
+    out.info(f"Revision {revision.id}: {revision.host_path}")
+    if result.snapshot:
+        out.info(f"Snapshot {result.snapshot['name']} taken before applying; "
                  f"`devtool restore --latest` brings the data back.")
-    if result["status"] == "generated":
-        out.success(f"Revision {revision['id']} written (not applied: --no-upgrade). Apply with `devtool db upgrade`.")
+    if result.status == Status.GENERATED:
+        out.success(f"Revision {revision.id} written (not applied: --no-upgrade). Apply with `devtool db upgrade`.")
     else:
-        out.success(f"Migrated: database now at {', '.join(result.get('current_after') or [])}.")
+        out.success(f"Migrated: database now at {', '.join(result.current_after)}.")

@@ -3,8 +3,6 @@
 Example: devtool setup
 """
 
-import sys
-
 import typer
 
 
@@ -14,13 +12,13 @@ def command(ctx: typer.Context,
     from toolkit.cli.migrate import show_review
     from toolkit.setup import setup
 
-    context = ctx.obj
+    out = ctx.obj.out
 
-    def confirm(result: dict) -> bool:
-        show_review(context, result)
-        return sys.stdin.isatty() and typer.confirm("Apply them?", default=False, err=True)
+    def confirm(result) -> bool:
+        show_review(out, result)
+        return out.confirm("Apply them?")
 
-    checks = setup(context, yes=yes, confirm=confirm)
-    render(context, checks)
-    context.out.success(f"Ready: {context.project.name} is up and migrated. Next: edit a model, then "
-                        f'`devtool migrate "describe it"`.')
+    checks = setup(ctx.obj, yes=yes, confirm=confirm)
+    render(out, checks)
+    out.success(f"Ready: {ctx.obj.project.name} is up and migrated. Next: edit a model, then "
+                f'`devtool migrate "describe it"`.')

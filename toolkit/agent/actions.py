@@ -1,0 +1,260 @@
+"""What the agent does, one function per request type; main.ACTIONS is the dispatch table."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from typing import List
+
+from .app import Session, describe, error_text, fail, first_line, log, review_file
+from .apply import MigrationLock, apply_pending, client_gone, on_client_gone
+from .files import Written
+from .models import add_imports, unloaded_models
+from .protocol import (CommandsResult, Database, ErrorCode, MigrationResult, ModelChange, PendingRevision, Revision,
+                       Status, StatusResult)
+from .review import needs_review
+
+
+def migrate(request) -> MigrationResult:
+    """Apply what is pending, generate a revision from the models, apply it. Flagged changes that the
+    request does not approve stop the run before anything flagged is applied (a new file is kept)."""
+    session = Session(request)
+    result = MigrationResult(status=Status.NO_CHANGES, database=session.database())
+    missing, packages = unloaded_models(session.db)
+    if missing and request.fix_imports:
+        left = add_imports(packages, missing)
+        result.fixed_imports = [m for m in missing if m.fixed_in]
+        missing = left
+    if missing:
+        raise fail(ErrorCode.MODELS_NOT_IMPORTED, "Models defined but never loaded by the app.", models=missing)
+
+    with MigrationLock(session, request.lock_wait) as lock:
+        result.lock_waited = lock.waited
+        script = session.script()
+        if len(script.get_heads()) > 1:
+            if not request.merge:
+                raise _multiple_heads(session.heads(script))
+            result.merged = _merge_heads(session)
+            script = session.script()
+        result.current_before = result.current_after = session.current()
+        result.pending = session.pending(script, result.current_before)
+        if result.pending:
+            if _stop_for_review(result, result.pending, request.approved):
+                return result
+            log("the database is behind head: applying %d pending revision(s) before generating"
+                % len(result.pending))
+            result.upgraded_first = apply_pending(session, script)
+            result.applied = list(result.upgraded_first)
+            result.current_after = session.current()
+        if client_gone():
+            raise fail(ErrorCode.INTERRUPTED, "devtool went away before the revision was generated; %d revision(s)"
+                       " applied." % len(result.applied), applied=result.applied, current=result.current_after)
+        result.revision = _generate(session, request.message)
+        if result.revision is None:
+            result.status = Status.APPLIED if result.applied else Status.NO_CHANGES
+            return result
+        result.changes = review_file(result.revision.path)
+        if not request.upgrade:
+            result.status = Status.GENERATED
+            return result
+        new = PendingRevision(id=result.revision.id, message=result.revision.message, path=result.revision.path,
+                              changes=result.changes)
+        if _stop_for_review(result, [new], request.approved):
+            return result
+        result.applied += apply_pending(session, session.script())
+        result.status = Status.APPLIED
+        result.current_after = session.current()
+    return result
+
+
+def upgrade(request) -> MigrationResult:
+    """Apply every pending revision; flagged changes need approval."""
+    session = Session(request)
+    with MigrationLock(session, request.lock_wait) as lock:
+        script = session.script()
+        if len(script.get_heads()) > 1:
+            raise _multiple_heads(session.heads(script))
+        current = session.current()
+        result = MigrationResult(status=Status.UP_TO_DATE, database=session.database(), current_before=current,
+                                 current_after=current, lock_waited=lock.waited)
+        result.pending = session.pending(script, current)
+        if not result.pending or _stop_for_review(result, result.pending, request.approved):
+            return result
+        result.applied = apply_pending(session, script)
+        result.status = Status.APPLIED
+        result.current_after = session.current()
+    return result
+
+
+def _stop_for_review(result: MigrationResult, revisions: List[PendingRevision], approved: List[str]) -> bool:
+    """Add the flagged changes of `revisions` to the review; True (status needs_review) if any is unapproved."""
+    flagged = [replace(c, revision=r.id) for r in revisions for c in needs_review(r.changes)]
+    result.review += flagged
+    if any(c.revision not in approved for c in flagged):
+        result.status = Status.NEEDS_REVIEW
+        return True
+    return False
+
+
+def _multiple_heads(heads: List[Revision]) -> Exception:
+    return fail(ErrorCode.MULTIPLE_HEADS, "The migrations have %d heads." % len(heads), heads=heads)
+
+
+def _merge_heads(session) -> Revision:
+    from alembic import command
+
+    written = Written(session.directory)
+    merged = command.merge(session.config(), "heads", message="merge heads")
+    written.hand_over()
+    return describe(merged)
+
+
+class EmptyCheck:
+    """Notes whether autogenerate found nothing. It must not empty the directives itself: env.py's own hook
+    (Flask-Migrate's) runs after it and reads directives[0]."""
+
+    def __init__(self) -> None:
+        self.empty = False
+
+    def __call__(self, context, revision, directives) -> None:
+        self.empty = bool(directives) and directives[0].upgrade_ops.is_empty()
+
+
+def _generate(session, message: str):
+    """Autogenerate a revision file; None when the models match the database. A failure leaves no file."""
+    from alembic import command
+
+    written = Written(session.directory)
+    empty = EmptyCheck()
+    try:
+        revision = command.revision(session.config(autogenerate=True), message=message, autogenerate=True,
+                                    process_revision_directives=empty)
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        _remove(written.new())
+        raise fail(ErrorCode.GENERATE_FAILED, "Autogenerate failed: %s" % first_line(exc), error=error_text(exc))
+    if isinstance(revision, list):
+        revision = revision[0] if revision else None
+    if revision is not None and empty.empty:  # an env.py without Flask-Migrate's check wrote an empty file
+        _remove(written.new())
+        revision = None
+    if revision is None:
+        return None
+    written.hand_over()
+    return describe(revision)
+
+
+def _remove(paths) -> None:
+    for path in sorted(paths, reverse=True):  # files before their folders
+        try:
+            os.rmdir(path) if os.path.isdir(path) else os.remove(path)
+        except OSError:
+            pass
+
+
+def status(request) -> StatusResult:
+    session = Session(request)
+    script = session.script()
+    result = StatusResult(heads=session.heads(script), database=session.database(), directory=session.directory)
+    try:
+        result.current = session.current()
+    except Exception as exc:
+        result.database_error = first_line(exc)
+        return result
+    if len(result.heads) == 1:
+        result.pending = session.pending(script, result.current)
+    if request.models:
+        result.unloaded_models = unloaded_models(session.db)[0]
+    if request.model_changes:
+        result.model_changes = _model_changes(session)
+    return result
+
+
+def _model_changes(session) -> List[ModelChange]:
+    """What autogenerate would write now, without writing anything (`devtool check`, doctor)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with session.engine().connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diffs = compare_metadata(context, session.db.metadata)
+    return [_diff(d) for d in diffs]
+
+
+def _diff(diff) -> ModelChange:
+    if isinstance(diff, list):
+        diff = diff[0]
+    kind, subject = diff[0], diff[1]
+    name = getattr(subject, "name", None) or (diff[2] if len(diff) > 2 else "")
+    if kind in ("add_column", "remove_column"):
+        name = "%s.%s" % (diff[2], diff[3].name)
+    elif kind.startswith("modify_"):
+        name = "%s.%s" % (diff[2], diff[3])
+    return ModelChange(kind=kind, name=str(name))
+
+
+def flask(request) -> None:
+    """`flask ...` in this process, then hand new files to their folder's owner; the exit code passes through.
+    When devtool goes away, the command is interrupted like a Ctrl-C (its transaction rolls back)."""
+    import _thread
+
+    from flask import cli as flask_cli
+
+    watched = {}
+
+    def watch(directory: str) -> None:
+        directory = os.path.abspath(directory)
+        watched.setdefault(directory, Written(directory))
+
+    args = list(request.args)
+    for index, arg in enumerate(args[:args.index("--")] if "--" in args else args):  # `-d DIR` given to flask db
+        if arg in ("-d", "--directory") and index + 1 < len(args):
+            watch(args[index + 1])
+        elif arg.startswith("--directory="):
+            watch(arg.split("=", 1)[1])
+    if request.directory:
+        watch(request.directory)
+    else:  # the app's own folder (Migrate(app, db, directory=...)), known once flask has loaded the app
+        load_app = flask_cli.ScriptInfo.load_app
+
+        def load_and_watch(info):
+            app = load_app(info)
+            state = getattr(app, "extensions", {}).get("migrate")
+            watch(getattr(state, "directory", None) or "migrations")
+            return app
+
+        flask_cli.ScriptInfo.load_app = load_and_watch
+    on_client_gone(_thread.interrupt_main)
+    sys.argv = ["flask"] + args
+    code = 0
+    try:
+        flask_cli.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        code = 130
+    for written in watched.values():
+        written.hand_over()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def database(request) -> Database:
+    return Session(request, migrations=False).database()
+
+
+def db_commands(request) -> CommandsResult:
+    """The subcommands of the installed Flask-Migrate's `flask db` (3.x has no `check`), and its version."""
+    from flask_migrate.cli import db
+
+    try:
+        from importlib.metadata import version
+
+        installed = version("Flask-Migrate")
+    except Exception:  # not installed as a distribution (vendored, source checkout)
+        installed = None
+    return CommandsResult(commands=sorted(db.commands), flask_migrate=installed)

@@ -1,0 +1,115 @@
+"""Loading the Flask app once, with its Flask-Migrate/Alembic configuration and its database."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+from .protocol import Database, ErrorCode, Failure, PendingRevision, Revision
+from .review import classify_upgrade, read_source
+
+
+class AgentError(Exception):
+    """A failure the host turns into a message and an exit code."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def fail(code: str, message: str, **details) -> AgentError:
+    return AgentError(Failure(code=code, message=message, **details))
+
+
+def log(message: str) -> None:
+    """A progress line for the user (the host shows it); everything else on stderr is detail."""
+    from .protocol import LOG_MARK
+
+    sys.stderr.write(LOG_MARK + message + "\n")
+    sys.stderr.flush()
+
+
+def first_line(exc: BaseException) -> str:
+    text = error_text(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def error_text(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return str(original).strip() or type(original).__name__
+
+
+def describe(revision) -> Revision:
+    return Revision(id=revision.revision, message=(revision.doc or "").strip(), path=revision.path)
+
+
+class Session:
+    """The loaded app plus its Flask-Migrate/Alembic configuration."""
+
+    def __init__(self, request, *, migrations: bool = True) -> None:
+        from flask import cli as flask_cli
+
+        if hasattr(flask_cli, "load_dotenv"):
+            flask_cli.load_dotenv()
+        info = flask_cli.ScriptInfo(app_import_path=request.flask_app or os.environ.get("FLASK_APP"))
+        try:
+            self.app = info.load_app()
+        except Exception as exc:  # NoAppException and the app's own import errors
+            raise fail(ErrorCode.APP_NOT_LOADED, "Flask could not load the app: %s" % first_line(exc),
+                       error=error_text(exc))
+        self.app.app_context().push()
+        state = self.app.extensions.get("migrate")
+        if state is None:
+            raise fail(ErrorCode.NO_FLASK_MIGRATE, "The app does not initialise Flask-Migrate (Migrate(app, db)).")
+        self.migrate_state = state
+        self.db = state.db
+        self.directory = os.path.abspath(request.directory or state.directory)
+        if migrations and not os.path.isfile(os.path.join(self.directory, "env.py")):
+            raise fail(ErrorCode.NO_MIGRATIONS, "No migrations folder at %s." % self.directory,
+                       directory=self.directory)
+
+    def config(self, autogenerate: bool = False):
+        return self.migrate_state.migrate.get_config(self.directory, opts=["autogenerate"] if autogenerate else None)
+
+    def script(self):
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(self.config())
+
+    def engine(self):
+        return self.db.engine
+
+    def current(self) -> List[str]:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine().connect() as connection:
+            return sorted(MigrationContext.configure(connection).get_current_heads())
+
+    def heads(self, script=None) -> List[Revision]:
+        script = script or self.script()
+        return [describe(script.get_revision(h)) for h in script.get_heads()]
+
+    def database(self) -> Database:
+        url = self.engine().url
+        return Database(backend=url.get_backend_name(), host=url.host, port=url.port, name=url.database,
+                        user=url.username)
+
+    def pending(self, script, current: List[str]) -> List[PendingRevision]:
+        """Revisions between the database and head, oldest first, each with its reviewed changes."""
+        lower: Optional[str] = current[0] if len(current) == 1 else None
+        found = []
+        for revision in reversed(list(script.iterate_revisions("heads", lower))):
+            found.append(PendingRevision(id=revision.revision, message=(revision.doc or "").strip(),
+                                         path=revision.path, changes=review_file(revision.path)))
+        return found
+
+
+def review_file(path: str):
+    """The reviewed changes of one revision file; a file Python cannot read is named."""
+    try:
+        return classify_upgrade(read_source(path))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError) as exc:
+        where = " (line %s)" % exc.lineno if getattr(exc, "lineno", None) else ""
+        raise fail(ErrorCode.REVISION_UNREADABLE, "Cannot read revision file %s%s: %s" % (
+            path, where, getattr(exc, "msg", None) or first_line(exc)), path=path, error=error_text(exc))

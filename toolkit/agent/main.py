@@ -1,0 +1,58 @@
+"""The agent's entry point and its one dispatch table.
+
+The host's bootstrap puts this package's folder on sys.path and calls main(REQUEST_JSON) with the app's own
+Python; the warm server calls run_request() in a fresh fork for each request.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import actions, server
+from .app import AgentError, error_text, first_line
+from .apply import watch_client
+from .protocol import (CommandsRequest, DatabaseRequest, ErrorCode, Failure, FlaskRequest, MigrateRequest, StatusRequest,
+                       UpgradeRequest, decode_request, result_line)
+
+ACTIONS = {
+    MigrateRequest.action: actions.migrate,
+    UpgradeRequest.action: actions.upgrade,
+    StatusRequest.action: actions.status,
+    FlaskRequest.action: actions.flask,  # streams and exits with flask's own code
+    DatabaseRequest.action: actions.database,
+    CommandsRequest.action: actions.db_commands,
+}
+
+HOME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # /tmp/devtool-agent-<id>-<nonce>
+AGENT_ID = os.path.basename(HOME).split("-")[2]  # the content hash: a new devtool never talks to an old server
+
+
+def main(request_text: str) -> None:
+    if decode_request(request_text).warm:
+        code = server.run_warm(AGENT_ID, HOME, request_text)
+        if code is not None:
+            sys.exit(code)
+    run_request(request_text)
+
+
+def run_request(request_text: str) -> None:
+    """Do one request in this process and print its result line (flask requests exit with flask's code)."""
+    watch_client()
+    try:
+        request = decode_request(request_text)
+        result = ACTIONS[request.action](request)
+    except AgentError as exc:
+        result = exc.failure
+    except Exception as exc:  # the app's or a library's failure: one readable line back to devtool
+        import traceback
+
+        traceback.print_exc()
+        result = Failure(code=ErrorCode.AGENT_FAILED, message="%s: %s" % (type(exc).__name__, first_line(exc)),
+                         error=error_text(exc))
+    sys.stdout.write(result_line(result))
+    sys.stdout.flush()
+
+
+def serve(path: str) -> None:
+    server.serve(path, run_request)

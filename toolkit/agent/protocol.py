@@ -1,0 +1,276 @@
+"""The one contract between devtool on the host and its agent in the container.
+
+Both sides import this module: the host as `toolkit.agent.protocol`, the agent (copied into the container as
+the package `devtool_agent`) as `devtool_agent.protocol`. Requests and results are dataclasses that travel as
+JSON; status values, risks and error codes are defined here once. Standard library only, Python 3.8+.
+
+A request goes to the agent as one JSON argument; its answer is one line on stdout behind RESULT_MARK:
+`{"ok": true, "result": {...}}` or `{"ok": false, "failure": {...}}`. Lines the agent writes to stderr behind
+LOG_MARK are progress meant for the user; everything else on stderr is the app's and the libraries' output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+RESULT_MARK = "\x1edevtool-result "
+LOG_MARK = "devtool: "
+LOCK_KEY = 72731001  # the Postgres advisory lock every devtool migration takes
+
+
+class Status:
+    """What a migrate or upgrade request did."""
+
+    APPLIED = "applied"  # revisions were applied
+    UP_TO_DATE = "up_to_date"  # upgrade: nothing was pending
+    NO_CHANGES = "no_changes"  # migrate: the models match the database, no revision written
+    GENERATED = "generated"  # migrate --no-upgrade: revision written, not applied
+    NEEDS_REVIEW = "needs_review"  # flagged changes not approved: nothing flagged applied, a new file is kept
+
+
+class Risk:
+    SAFE = "safe"
+    RISKY = "risky"  # may fail on existing rows (NOT NULL without a default)
+    RENAME = "rename"  # probably a rename written as drop + add: the rows would be lost
+    DESTRUCTIVE = "destructive"  # drops or casts data
+    SNAPSHOT_FIRST = (DESTRUCTIVE, RENAME)  # a snapshot is taken before these are applied
+
+
+class ErrorCode:
+    APP_NOT_LOADED = "app_not_loaded"
+    NO_FLASK_MIGRATE = "no_flask_migrate"
+    NO_MIGRATIONS = "no_migrations"
+    MODELS_NOT_IMPORTED = "models_not_imported"
+    MULTIPLE_HEADS = "multiple_heads"
+    REVISION_UNREADABLE = "revision_unreadable"
+    GENERATE_FAILED = "generate_failed"
+    UPGRADE_FAILED = "upgrade_failed"
+    LOCK_TIMEOUT = "lock_timeout"
+    INTERRUPTED = "interrupted"  # devtool went away (Ctrl-C, killed): stopped at a revision boundary
+    AGENT_FAILED = "agent_failed"  # anything unexpected: the exception's first line
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+@dataclass
+class Revision:
+    id: str
+    message: str
+    path: str
+    host_path: Optional[str] = None  # where the file lies on the host (filled in by the host)
+
+
+@dataclass
+class Change:
+    """One Alembic operation of a revision, as the review judges it."""
+
+    op: str
+    label: str
+    table: Optional[str] = None
+    column: Optional[str] = None
+    risk: str = Risk.SAFE
+    reason: str = ""
+    revision: Optional[str] = None  # set where changes of several revisions are listed together
+
+
+@dataclass
+class PendingRevision(Revision):
+    changes: List[Change] = field(default_factory=list)
+
+
+@dataclass
+class Database:
+    backend: str
+    host: Optional[str] = None
+    port: Optional[int] = None
+    name: Optional[str] = None
+    user: Optional[str] = None
+
+
+@dataclass
+class UnloadedModel:
+    model: str  # the class name
+    module: str
+    table: str
+    file: Optional[str] = None
+    import_line: str = ""
+    fixed_in: Optional[str] = None  # --fix-imports: the file the import line was added to
+
+
+@dataclass
+class ModelChange:
+    kind: str  # Alembic's diff kind: add_table, remove_column, modify_type, ...
+    name: str
+
+
+# ---------------------------------------------------------------------------------------------- requests
+
+
+@dataclass
+class Request:
+    """Settings every request carries. `action` (a class attribute, not a field) names the agent function."""
+
+    action = ""
+    flask_app: Optional[str] = None
+    directory: Optional[str] = None  # the migrations folder, when configured
+    warm: bool = True  # use (or start) the warm server in the container
+
+
+@dataclass
+class MigrateRequest(Request):
+    """Apply what is pending, autogenerate a revision, apply it; flagged changes need approval."""
+
+    action = "migrate"
+    message: str = ""
+    upgrade: bool = True
+    approved: List[str] = field(default_factory=list)  # revision ids whose flagged changes the user approved
+    fix_imports: bool = False
+    merge: bool = False
+    lock_wait: float = 180.0
+
+
+@dataclass
+class UpgradeRequest(Request):
+    """Apply every pending revision; flagged changes need approval."""
+
+    action = "upgrade"
+    approved: List[str] = field(default_factory=list)
+    lock_wait: float = 180.0
+
+
+@dataclass
+class StatusRequest(Request):
+    action = "status"
+    models: bool = False  # look for model classes the app never loads
+    model_changes: bool = False  # compare the models with the database
+
+
+@dataclass
+class FlaskRequest(Request):
+    """`flask ARGS` in the agent's process: output streams, the exit code passes through (no result line)."""
+
+    action = "flask"
+    args: List[str] = field(default_factory=list)
+
+
+@dataclass
+class DatabaseRequest(Request):
+    """Which database the app uses (its URL's parts, no password); needs neither migrations nor Alembic."""
+
+    action = "database"
+
+
+@dataclass
+class CommandsRequest(Request):
+    """The installed Flask-Migrate's `flask db` subcommands (no app needed)."""
+
+    action = "db_commands"
+
+
+REQUESTS = {cls.action: cls for cls in (MigrateRequest, UpgradeRequest, StatusRequest, FlaskRequest,
+                                        DatabaseRequest, CommandsRequest)}
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class MigrationResult:
+    """The answer to MigrateRequest and UpgradeRequest."""
+
+    status: str
+    database: Optional[Database] = None
+    current_before: List[str] = field(default_factory=list)
+    current_after: List[str] = field(default_factory=list)
+    pending: List[PendingRevision] = field(default_factory=list)  # pending when the request began
+    review: List[Change] = field(default_factory=list)  # flagged changes (pending and new), each with its revision
+    upgraded_first: List[Revision] = field(default_factory=list)  # pending revisions applied before generating
+    applied: List[Revision] = field(default_factory=list)  # every revision this request applied, in order
+    revision: Optional[Revision] = None  # the revision migrate wrote
+    changes: List[Change] = field(default_factory=list)  # its operations
+    merged: Optional[Revision] = None  # the merge revision --merge wrote
+    fixed_imports: List[UnloadedModel] = field(default_factory=list)
+    lock_waited: float = 0.0
+    snapshot: Optional[Dict[str, Any]] = None  # taken by the host before applying destructive changes
+
+
+@dataclass
+class StatusResult:
+    heads: List[Revision]
+    database: Database
+    directory: str
+    current: Optional[List[str]] = None  # None: the database could not be read (database_error says why)
+    database_error: Optional[str] = None
+    pending: List[PendingRevision] = field(default_factory=list)
+    unloaded_models: List[UnloadedModel] = field(default_factory=list)
+    model_changes: List[ModelChange] = field(default_factory=list)
+
+
+@dataclass
+class CommandsResult:
+    commands: List[str]
+    flask_migrate: Optional[str] = None
+
+
+@dataclass
+class Failure:
+    """Why a request failed; the fields past `message` are filled where they apply."""
+
+    code: str
+    message: str
+    error: Optional[str] = None  # the underlying error's text (the database's, Python's)
+    path: Optional[str] = None  # the file concerned (an unreadable revision)
+    directory: Optional[str] = None
+    revision: Optional[Revision] = None  # the revision that failed
+    applied: List[Revision] = field(default_factory=list)  # what this request applied before failing
+    current: Optional[List[str]] = None  # the database's revision after the failure
+    heads: List[Revision] = field(default_factory=list)
+    models: List[UnloadedModel] = field(default_factory=list)
+
+
+RESULTS = {MigrateRequest: MigrationResult, UpgradeRequest: MigrationResult, StatusRequest: StatusResult,
+           DatabaseRequest: Database, CommandsRequest: CommandsResult}
+
+
+# ---------------------------------------------------------------------------------------------- JSON
+
+
+def encode_request(request: Request) -> str:
+    return json.dumps(dict(dataclasses.asdict(request), action=request.action))
+
+
+def decode_request(text: str) -> Request:
+    data = json.loads(text)
+    return decode(REQUESTS[data.pop("action")], data)
+
+
+def result_line(payload: Any) -> str:
+    """The line that carries a result (a dataclass) or a Failure back to the host."""
+    key = "failure" if isinstance(payload, Failure) else "result"
+    body = {"ok": key == "result", key: dataclasses.asdict(payload)}
+    return "\n" + RESULT_MARK + json.dumps(body, default=str) + "\n"
+
+
+def decode(cls: Any, data: Dict[str, Any]) -> Any:
+    """A dataclass (nested ones included) from its asdict() form; unknown keys are ignored."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: _convert(hints[k], v) for k, v in data.items() if k in names})
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin, args = getattr(hint, "__origin__", None), getattr(hint, "__args__", ())
+    if origin is typing.Union:  # Optional[X]
+        return _convert(next(a for a in args if a is not type(None)), value)
+    if origin in (list, List):
+        return [_convert(args[0], v) for v in value]
+    if dataclasses.is_dataclass(hint):
+        return decode(hint, value)
+    return value

@@ -1,0 +1,55 @@
+"""`devtool db`: any `flask db` subcommand in the backend container; options pass through, the exit code too."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from toolkit.errors import DevtoolError, ExitCode
+
+if TYPE_CHECKING:
+    from toolkit.context import Context
+
+RELATIVE_REVISION = re.compile(r"^-\d+$")
+SUBCOMMANDS = ("init", "revision", "migrate", "edit", "merge", "upgrade", "downgrade", "show", "history", "heads",
+               "branches", "current", "stamp", "check", "list-templates")
+# Subcommands the oldest supported Flask-Migrate (3.x) lacks, with the release that added them.
+NEWER_SUBCOMMANDS = {"check": "4.0.2"}
+
+
+def run(ctx: Context, args: list[str]) -> int:
+    """Run `flask db ARGS` in the backend container; returns flask's exit code."""
+    if args[0] not in SUBCOMMANDS:
+        raise DevtoolError(f"Unknown db subcommand {args[0]!r}.", exit_code=ExitCode.USAGE,
+                           hint=f"Use one of: {', '.join(SUBCOMMANDS)}.")
+    agent = ctx.target.agent()
+    if args[0] in NEWER_SUBCOMMANDS:
+        require_subcommand(agent, args[0])
+    return agent.flask(["db", *with_relative_revisions(args)])
+
+
+def require_subcommand(agent, name: str) -> None:
+    """A clear message, not click's "No such command", when the app's Flask-Migrate predates `name`."""
+    try:
+        found = agent.commands()
+    except DevtoolError:
+        return  # let flask itself answer
+    if name in found.commands:
+        return
+    version = found.flask_migrate or "(unknown version)"
+    hint = f"Upgrade Flask-Migrate to {NEWER_SUBCOMMANDS[name]} or later in the backend's requirements."
+    if name == "check":
+        hint = "`devtool check` does the same (models changed without a migration) with any version. " + hint
+    raise DevtoolError(f"`flask db {name}` is not available: the backend has Flask-Migrate {version}, "
+                       f"and `{name}` came with Flask-Migrate {NEWER_SUBCOMMANDS[name]}.",
+                       hint=hint, exit_code=ExitCode.USAGE)
+
+
+def with_relative_revisions(args: list[str]) -> list[str]:
+    """`downgrade -1` is what people type; click would read -1 as an option, so put it after `--`."""
+    if "--" in args:
+        return args
+    for index, arg in enumerate(args[1:], start=1):
+        if RELATIVE_REVISION.match(arg):
+            return [*args[:index], "--", *args[index:]]
+    return args

@@ -1,0 +1,251 @@
+"""The host side of devtool's agent: the one place that ships it into a container, runs requests there, reads
+their results, and turns its error codes into exit codes and hints.
+
+The agent package (toolkit/agent) travels as one tar archive (docker-py put_archive) into
+/tmp/devtool-agent-<content hash>-<nonce>, root-owned and read-only for others; it is sent only when the
+container has no trusted, complete copy of this version. A small fixed bootstrap, run with the app's own
+Python, finds that copy and calls its main(); the request travels as one argument, never through a shell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import json
+import os
+import tarfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from toolkit.agent.protocol import (LOG_MARK, RESULT_MARK, RESULTS, CommandsRequest, ErrorCode, Failure,
+                                    FlaskRequest, Request, decode, encode_request)
+from toolkit.engine import exec_stream
+from toolkit.errors import DevtoolError, ExitCode
+
+AGENT_PACKAGE = Path(__file__).with_name("agent")
+MISSING_EXIT = 97  # the bootstrap found no trusted copy of this agent version: send it, then run again
+MISSING_MARK = "devtool-agent-missing"
+
+# Runs its arguments with the Python that runs `flask` (venv, system Python or a uv-managed .venv), else python3.
+LAUNCHER = (
+    'for f in "$(command -v flask 2>/dev/null)" ./.venv/bin/flask; do '
+    'if [ -f "$f" ]; then read -r line < "$f"; case "$line" in "#!"*python*) exec ${line#??} "$@";; esac; fi; '
+    "done; "
+    'command -v python3 >/dev/null 2>&1 && exec python3 "$@"; exec python "$@"'
+)
+# argv: AGENT_ID REQUEST_JSON. A copy counts only if root (or this user) owns it and nobody else may write it.
+BOOTSTRAP = f"""
+import glob, os, stat, sys
+for home in sorted(glob.glob("/tmp/devtool-agent-%s-*" % sys.argv[1])):
+    info = os.lstat(home)
+    if (stat.S_ISDIR(info.st_mode) and info.st_uid in (0, os.geteuid()) and not info.st_mode & 0o022
+            and os.path.isfile(os.path.join(home, "complete"))):
+        sys.path.append(home)
+        from devtool_agent.main import main
+        main(sys.argv[2])
+        sys.exit(0)
+sys.stderr.write("{MISSING_MARK}\\n")
+sys.exit({MISSING_EXIT})
+"""
+
+# What each agent error means for the user: exit code and next step.
+ERRORS = {
+    ErrorCode.NO_MIGRATIONS: (ExitCode.NO_MIGRATIONS,
+                              "Create it with `devtool db init`, then `devtool migrate \"initial\"`."),
+    ErrorCode.NO_FLASK_MIGRATE: (ExitCode.CONFIG, "Initialise Flask-Migrate in the app: `migrate.init_app(app, db)`."),
+    ErrorCode.MODELS_NOT_IMPORTED: (ExitCode.MODELS_NOT_IMPORTED,
+                                    "Add the import lines above to init_app, or run again with --fix-imports."),
+    ErrorCode.MULTIPLE_HEADS: (ExitCode.MULTIPLE_HEADS,
+                               "Merge them: `devtool migrate --merge \"MESSAGE\"` or `devtool db merge heads -m \"merge\"`."),
+    ErrorCode.APP_NOT_LOADED: (ExitCode.MIGRATION_FAILED, "Check FLASK_APP and that the app imports; `devtool -v` "
+                                                          "shows more."),
+    ErrorCode.REVISION_UNREADABLE: (ExitCode.MIGRATION_FAILED, "Fix or remove that file; nothing was changed."),
+    ErrorCode.GENERATE_FAILED: (ExitCode.MIGRATION_FAILED, "Fix the cause above, then run `devtool migrate` again; "
+                                                           "no revision file was kept."),
+    ErrorCode.UPGRADE_FAILED: (ExitCode.MIGRATION_FAILED, "Nothing of the failing revision was applied. Fix it (the "
+                                                          "file is kept), then `devtool db upgrade`."),
+    ErrorCode.LOCK_TIMEOUT: (ExitCode.MIGRATION_FAILED, "Wait for the other migration to finish (or stop it), then "
+                                                        "run again; raise the deadline with DEVTOOL_WAIT_TIMEOUT."),
+    ErrorCode.INTERRUPTED: (ExitCode.INTERRUPTED, "`devtool status` shows where the database is."),
+    ErrorCode.AGENT_FAILED: (ExitCode.MIGRATION_FAILED, "Run again with -v to see the container's output."),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def agent_files() -> tuple[str, dict[str, bytes]]:
+    """(content hash, {file name: bytes}) of the agent package, read once per run."""
+    files = {p.name: p.read_bytes() for p in sorted(AGENT_PACKAGE.glob("*.py"))}
+    digest = hashlib.sha256()
+    for name, data in files.items():
+        digest.update(name.encode() + b"\0" + data + b"\0")
+    return digest.hexdigest()[:12], files
+
+
+def agent_archive(agent_id: str, files: dict[str, bytes]) -> bytes:
+    """A tar for /tmp: a fresh folder per upload (never rewritten while another run reads it); `complete`
+    comes last, so a half-extracted copy is never used."""
+    home = f"devtool-agent-{agent_id}-{uuid.uuid4().hex[:8]}"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        def add(name: str, data: bytes | None) -> None:
+            info = tarfile.TarInfo(name)
+            info.uid = info.gid = 0
+            info.mtime = int(time.time())
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+
+        add(home, None)
+        add(f"{home}/devtool_agent", None)
+        for name, data in files.items():
+            add(f"{home}/devtool_agent/{name}", data)
+        add(f"{home}/complete", b"")
+    return buffer.getvalue()
+
+
+def agent_command(request: Request) -> list[str]:
+    agent_id, _ = agent_files()
+    return ["sh", "-c", LAUNCHER, "devtool", "-c", BOOTSTRAP, agent_id, encode_request(request)]
+
+
+class Agent:
+    """devtool's agent in one container: `call` for a typed result, `flask` for streamed passthrough."""
+
+    def __init__(self, ctx: Any, container: Any, *, on_lost: Callable[[Any], None] | None = None) -> None:
+        self.ctx, self.container = ctx, container
+        self.on_lost = on_lost  # explains a container that stopped under the agent (raises)
+
+    def _prepared(self, request: Request) -> Request:
+        settings = self.ctx.settings
+        request.flask_app = request.flask_app or settings.flask_app
+        request.directory = request.directory or settings.migrations_dir
+        request.warm = os.environ.get("DEVTOOL_WARM_AGENT", "1") != "0"
+        if hasattr(request, "lock_wait"):
+            request.lock_wait = settings.wait_timeout
+        return request
+
+    def _run(self, request: Request, on_output: Callable[[bytes | None, bytes | None], None]) -> int:
+        """Run the request; send the agent first when the container lacks this version."""
+        command = agent_command(self._prepared(request))
+        for attempt in (1, 2):
+            missing = bytearray()
+
+            def filtered(out: bytes | None, err: bytes | None) -> None:
+                if err and MISSING_MARK.encode() in err:
+                    missing.extend(err)
+                    err = err.replace(MISSING_MARK.encode() + b"\n", b"") or None
+                on_output(out, err)
+
+            code = exec_stream(self.ctx.client, self.container.id, command, on_output=filtered, stdin=True)
+            if code != MISSING_EXIT or not missing or attempt == 2:
+                return code
+            self._send()
+        return code
+
+    def _send(self) -> None:
+        from docker.errors import APIError
+
+        agent_id, files = agent_files()
+        self.ctx.out.debug(f"sending devtool's agent {agent_id} to container {self.container.name}")
+        try:
+            self.ctx.client.api.put_archive(self.container.id, "/tmp", agent_archive(agent_id, files))
+        except APIError as exc:
+            raise DevtoolError(f"Cannot copy devtool's agent into container {self.container.name} (/tmp): "
+                               f"{exc.explanation or exc}.", exit_code=ExitCode.STACK_FAILED,
+                               hint="devtool needs a writable /tmp in the backend container.") from None
+
+    def call(self, request: Request) -> Any:
+        """Run one request and return its typed result; a failure becomes a DevtoolError with its exit code."""
+        stdout = bytearray()
+        progress = _Lines(self.ctx)
+
+        def collect(out: bytes | None, err: bytes | None) -> None:
+            if out:
+                stdout.extend(out)
+            if err:
+                progress.feed(err)
+
+        code = self._run(request, collect)
+        progress.flush()
+        text = stdout.decode("utf-8", "replace")
+        marker = text.rfind(RESULT_MARK)
+        if marker < 0:
+            self._no_result(code, progress.tail())
+        if self.ctx.settings.verbose and text[:marker].strip():
+            self.ctx.out.raw(text[:marker].encode(), stderr=True)
+        answer = json.loads(text[marker + len(RESULT_MARK):].splitlines()[0])
+        if answer["ok"]:
+            return decode(RESULTS[type(request)], answer["result"])
+        raise failure_error(decode(Failure, answer["failure"]))
+
+    def _no_result(self, code: int, log: str) -> None:
+        if self.on_lost is not None:
+            self.on_lost(self.container)  # raises when the container is gone: that is the real cause
+        raise DevtoolError(f"devtool's agent ended without an answer in container {self.container.name} "
+                           f"(exit code {code}).", detail=log or None, exit_code=ExitCode.MIGRATION_FAILED,
+                           hint="Does the container have Python with Flask installed? Run with -v for details.")
+
+    def flask(self, args: list[str]) -> int:
+        """`flask ARGS` in the container, output streamed live, exit code returned."""
+        def stream(out: bytes | None, err: bytes | None) -> None:
+            if out:
+                self.ctx.out.raw(out)
+            if err:
+                self.ctx.out.raw(err, stderr=True)
+
+        return self._run(FlaskRequest(args=args), stream)
+
+    def commands(self) -> Any:
+        return self.call(CommandsRequest())
+
+
+class _Lines:
+    """The agent's stderr: progress lines (LOG_MARK) are shown as they come, the rest only with -v; the last
+    lines are kept for a failure's detail."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx, self.pending, self.kept = ctx, b"", []
+
+    def feed(self, chunk: bytes) -> None:
+        self.pending += chunk
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            self._line(line.decode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        if self.pending:
+            self._line(self.pending.decode("utf-8", "replace"))
+            self.pending = b""
+
+    def _line(self, line: str) -> None:
+        self.kept = (self.kept + [line])[-15:]
+        if line.startswith(LOG_MARK):
+            self.ctx.out.info(line[len(LOG_MARK):])
+        elif self.ctx.settings.verbose:
+            self.ctx.out.raw((line + "\n").encode(), stderr=True)
+
+    def tail(self) -> str:
+        return "\n".join(self.kept).strip()
+
+
+def failure_error(failure: Failure) -> DevtoolError:
+    code, hint = ERRORS.get(failure.code, (ExitCode.MIGRATION_FAILED, None))
+    return DevtoolError(failure.message, hint=hint, exit_code=code, detail=_detail(failure),
+                        data={k: v for k, v in dataclasses.asdict(failure).items() if v})
+
+
+def _detail(failure: Failure) -> str | None:
+    if failure.models:
+        return "\n".join(f"  {m.model} ({m.module}, table {m.table}): add  {m.import_line}" for m in failure.models)
+    if failure.heads:
+        return "\n".join(f"  {h.id}  {h.message}" for h in failure.heads)
+    if failure.error and failure.error not in failure.message:
+        return "  " + failure.error.replace("\n", "\n  ")
+    return None

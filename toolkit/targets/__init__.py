@@ -1,0 +1,1 @@
+"""Where commands run. `compose`: the backend service's container of a compose project (the default)."""
