@@ -56,7 +56,8 @@ sys.exit({MISSING_EXIT})
 ERRORS = {
     ErrorCode.NO_MIGRATIONS: (ExitCode.NO_MIGRATIONS,
                               "Create it with `devtool db init`, then `devtool migrate \"initial\"`."),
-    ErrorCode.NO_FLASK_MIGRATE: (ExitCode.CONFIG, "Initialise Flask-Migrate in the app: `migrate.init_app(app, db)`."),
+    ErrorCode.NO_FLASK_MIGRATE: (ExitCode.CONFIG,
+                                 "Initialise Flask-Migrate in the app: `migrate.init_app(app, db)`."),
     ErrorCode.MODELS_NOT_IMPORTED: (ExitCode.MODELS_NOT_IMPORTED,
                                     "Add the import lines above to init_app, or run again with --fix-imports."),
     ErrorCode.MULTIPLE_HEADS: (ExitCode.MULTIPLE_HEADS,

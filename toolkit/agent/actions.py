@@ -8,11 +8,13 @@ from dataclasses import replace
 from typing import List
 
 from .app import Session, describe, error_text, fail, first_line, log, review_file
-from .apply import MigrationLock, apply_pending, client_gone, on_client_gone
+from .apply import apply_pending
+from .client import client_gone, on_client_gone
+from .dialects import migration_lock
 from .files import Written
 from .models import add_imports, unloaded_models
-from .protocol import (CommandsResult, Database, ErrorCode, MigrationResult, ModelChange, PendingRevision, Revision,
-                       Status, StatusResult)
+from .protocol import (CommandsResult, Database, ErrorCode, MigrationResult, ModelChange, PendingRevision,
+                       Revision, Status, StatusResult)
 from .review import needs_review
 
 
@@ -29,7 +31,7 @@ def migrate(request) -> MigrationResult:
     if missing:
         raise fail(ErrorCode.MODELS_NOT_IMPORTED, "Models defined but never loaded by the app.", models=missing)
 
-    with MigrationLock(session, request.lock_wait) as lock:
+    with migration_lock(session, request.lock_wait) as lock:
         result.lock_waited = lock.waited
         script = session.script()
         if len(script.get_heads()) > 1:
@@ -71,7 +73,7 @@ def migrate(request) -> MigrationResult:
 def upgrade(request) -> MigrationResult:
     """Apply every pending revision; flagged changes need approval."""
     session = Session(request)
-    with MigrationLock(session, request.lock_wait) as lock:
+    with migration_lock(session, request.lock_wait) as lock:
         script = session.script()
         if len(script.get_heads()) > 1:
             raise _multiple_heads(session.heads(script))

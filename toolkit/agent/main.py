@@ -11,9 +11,9 @@ import sys
 
 from . import actions, server
 from .app import AgentError, error_text, first_line
-from .apply import watch_client
-from .protocol import (CommandsRequest, DatabaseRequest, ErrorCode, Failure, FlaskRequest, MigrateRequest, StatusRequest,
-                       UpgradeRequest, decode_request, result_line)
+from .client import watch_client
+from .protocol import (CommandsRequest, DatabaseRequest, ErrorCode, Failure, FlaskRequest, MigrateRequest,
+                       StatusRequest, UpgradeRequest, decode_request, result_line)
 
 ACTIONS = {
     MigrateRequest.action: actions.migrate,

@@ -94,7 +94,8 @@ def classify_upgrade(source: str) -> List[Change]:
             if column is not None:
                 change.column, nullable, server_default = _column_facts(column)
                 if not nullable and not server_default:
-                    change.risk, change.reason = Risk.RISKY, "NOT NULL without a server default: fails on a table with rows"
+                    change.risk = Risk.RISKY
+                    change.reason = "NOT NULL without a server default: fails on a table with rows"
         elif name == "alter_column":
             change.column = _literal(args[0]) if args else None
             if _keyword(call, "type_") is not None:
