@@ -7,7 +7,7 @@ applying it (first call), devtool asks and snapshots, then the agent applies (se
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Callable
 
 from toolkit.agent.protocol import (MigrateRequest, MigrationResult, Risk, Status, StatusRequest, StatusResult,
@@ -92,7 +92,7 @@ def _approve(result: MigrationResult, yes: bool, confirm: Confirm) -> list[str]:
     raise DevtoolError("The migration needs review: it drops, changes or probably renames data, and was not "
                        "applied." + applied + kept,
                        hint="Review the changes above, edit the revision if needed, then run again with --yes.",
-                       exit_code=ExitCode.NEEDS_CONFIRMATION, data=result)
+                       exit_code=ExitCode.NEEDS_CONFIRMATION, data=asdict(result))
 
 
 def _snapshot_first(ctx: Context, result: MigrationResult) -> dict | None:
