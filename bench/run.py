@@ -292,8 +292,8 @@ class Stack:
     def destroy(self) -> None:
         self.down(volumes=True)
         state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "devtool"
-        for path in state.glob(f"up-{self.name}-*.json"):  # devtool's fast-path memo for this project only
-            path.unlink(missing_ok=True)
+        for path in state.glob(f"projects/{self.name}-*"):  # devtool's state for this project only
+            shutil.rmtree(path, ignore_errors=True)
 
 
 # ---- scale fixture: 150 models in 15 modules, 300 hand-written revisions in one chain

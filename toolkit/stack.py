@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from toolkit import compose
 from toolkit.engine import SERVICE_LABEL, health, service_containers
 from toolkit.errors import DevtoolError, ExitCode
+from toolkit.state import project_state
 
 if TYPE_CHECKING:
     from toolkit.context import Context
@@ -161,9 +162,7 @@ def _fingerprint(ctx: Context) -> str:
 
 
 def _state_file(ctx: Context) -> Path:
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "devtool"
-    key = hashlib.sha1(str(ctx.project.directory).encode()).hexdigest()[:10]
-    return base / f"up-{ctx.project.name}-{key}.json"
+    return project_state(ctx.project) / "up.json"
 
 
 def _image_ids(ctx: Context, containers: list[Any]) -> dict[str, str]:
