@@ -13,13 +13,31 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DEVTOOL = [sys.executable, "-m", "toolkit"]
+DEVTOOL = [sys.executable, "-m", "toolkit"]  # run it with checkout_env(): this checkout's toolkit, not an install
+
+# The tests test the checkout they live in, even when another checkout of devtool is pip-installed (editable).
+if str(REPO) not in sys.path[:1]:
+    sys.path.insert(0, str(REPO))
+
+
+def checkout_env(env: dict) -> dict:
+    """env with this checkout first on PYTHONPATH, so `python -m toolkit` imports REPO/toolkit from any cwd."""
+    paths = [str(REPO), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**env, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def pytest_configure(config):
+    import toolkit
+
+    imported = Path(toolkit.__file__).resolve().parent
+    if imported != REPO / "toolkit":
+        raise pytest.UsageError(f"the tests import toolkit from {imported}, not from their checkout {REPO}")
 
 
 def run_devtool(*args: str, cwd: Path, env: dict | None = None, input: str | None = None,
                 timeout: float = 300) -> subprocess.CompletedProcess:
     """devtool as a user runs it: a separate process, no TTY, its real exit code and output."""
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    full_env = checkout_env({**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})})
     return subprocess.run([*DEVTOOL, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL)
 
