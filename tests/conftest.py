@@ -287,6 +287,22 @@ def stack(make_stack):
     return s
 
 
+@pytest.fixture(params=LAYOUTS, ids=lambda layout: layout.name)
+def layout(request) -> Layout:
+    """Each stack in turn: a test that takes it runs once on the demo stack and once on the legacy fixture."""
+    return request.param
+
+
+@pytest.fixture
+def stack_at_head(make_stack, layout):
+    """A started copy of each stack in turn, the database at its one revision."""
+    s = make_stack(layout=layout)
+    result = s.devtool("db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert s.db_revision() == layout.initial
+    return s
+
+
 HOST_UID, HOST_GID = 1000, 1000  # an ordinary user, not the root the containers run as
 
 POSTS_MODEL = '''from . import db
