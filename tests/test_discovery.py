@@ -55,13 +55,14 @@ def test_two_checkouts_at_once_each_find_their_own(make_stack):
     assert not any("add_posts" in p.name for p in first.versions())
 
 
-def test_project_name_from_env_and_option(make_stack):
-    s = make_stack()
-    (s.root / ".env").write_text("COMPOSE_PROJECT_NAME=fromdotenv\n")
+def test_project_name_from_env_and_option(tmp_path, no_devtool_settings):
+    """Files only, no engine: a copy of the demo stack, read in-process."""
+    root = copy_demo(tmp_path / "demo")
+    (root / ".env").write_text("COMPOSE_PROJECT_NAME=fromdotenv\n")
     from toolkit.project import load_project
 
-    assert load_project(s.root).name == "fromdotenv"
-    assert load_project(s.root, project_name="Given.Name").name == "givenname"
+    assert load_project(root).name == "fromdotenv"
+    assert load_project(root, project_name="Given.Name").name == "givenname"
 
 
 def test_service_not_named_backend(make_stack):

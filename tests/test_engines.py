@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_devtool, wait_for
+from conftest import copy_demo, run_devtool, wait_for
 
 DEVTOOL_UA = "User-Agent: docker-sdk-python"
 COMPOSE_UA = "User-Agent: compose/"
@@ -152,9 +152,12 @@ def test_docker_context_use(make_stack, tcp_engine, docker_config):
     _through_tcp(tcp_engine, compose=True)
 
 
-def test_unknown_docker_context_is_a_clear_error(make_stack, docker_config):
-    s = make_stack()
-    result = s.devtool("status", env={"DOCKER_CONFIG": str(docker_config), "DOCKER_CONTEXT": "no-such-context"})
+def test_unknown_docker_context_is_a_clear_error(tmp_path, docker_config, monkeypatch):
+    """Refused before any engine is asked: a copy of the demo stack is enough (DOCKER_HOST would win)."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    root = copy_demo(tmp_path / "demo")
+    result = run_devtool("status", cwd=root,
+                         env={"DOCKER_CONFIG": str(docker_config), "DOCKER_CONTEXT": "no-such-context"})
     assert result.returncode == 4, result.stderr
     assert "no-such-context" in result.stderr and "docker context ls" in result.stderr
     assert "Traceback" not in result.stderr
@@ -244,6 +247,7 @@ def test_context_store_without_config_json_with_tls(docker_config, tmp_path, mon
     assert not (docker_config / "config.json").exists()
     monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
     monkeypatch.setenv("DOCKER_CONTEXT", "devtool-tls")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)  # it would win over the context
     from toolkit.engine import _named_context, engine_address
 
     context = _named_context("devtool-tls")
