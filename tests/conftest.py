@@ -41,6 +41,21 @@ def pytest_configure(config):
         raise pytest.UsageError(f"the tests import toolkit from {imported}, not from their checkout {REPO}")
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects anything: every collected test is checked
+def pytest_collection_modifyitems(session, config, items):
+    """A test that needs the engine (the engine_ready fixture, directly or through its fixtures) must carry the
+    docker marker, so that `pytest -m "not docker"` never selects it: each one that does not is a collection
+    error (the run stops before any test, with or without xdist)."""
+    unmarked = [item for item in items
+                if "engine_ready" in getattr(item, "fixturenames", ()) and item.get_closest_marker("docker") is None]
+    for item in unmarked:
+        config.hook.pytest_collectreport(report=pytest.CollectReport(
+            item.nodeid, "failed", f"{item.nodeid} uses the engine_ready fixture but has no `docker` marker: "
+            "add `pytestmark = pytest.mark.docker` to its module or @pytest.mark.docker to it.", []))
+    if unmarked:
+        items[:] = []  # an xdist worker would run them regardless of the errors: run nothing
+
+
 def run_devtool(*args: str, cwd: Path, env: dict | None = None, input: str | None = None,
                 timeout: float = 300) -> subprocess.CompletedProcess:
     """devtool as a user runs it: a separate process, no TTY, its real exit code and output."""

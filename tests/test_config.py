@@ -148,7 +148,8 @@ def test_service_option_variable_is_reported_as_environment(tmp_path):
     assert report["backend_service"] == {"value": "cli", "source": "command line"}
 
 
-def test_configuration_drives_the_commands(tmp_path):
+@pytest.mark.docker
+def test_configuration_drives_the_commands(tmp_path, engine_ready):
     (tmp_path / "compose.yaml").write_text(COMPOSE)
     (tmp_path / "devtool.toml").write_text('backend_service = "nope"\n')
     stderr = fails(tmp_path, "status", code=5)

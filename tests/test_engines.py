@@ -121,6 +121,7 @@ def _up_upgrade_current_status(s, engine: TcpEngine, env: dict) -> None:
     _through_tcp(engine, compose=False)
 
 
+@pytest.mark.docker
 def test_docker_host_on_tcp_loopback(make_stack, tcp_engine):
     s = make_stack()
     _up_upgrade_current_status(s, tcp_engine, {"DOCKER_HOST": tcp_engine.url})
@@ -129,6 +130,7 @@ def test_docker_host_on_tcp_loopback(make_stack, tcp_engine):
     _through_tcp(tcp_engine, compose=True)
 
 
+@pytest.mark.docker
 def test_docker_context_from_env_var(make_stack, tcp_engine, docker_config):
     env = {"DOCKER_CONFIG": str(docker_config)}
     created = subprocess.run(["docker", "context", "create", "devtool-tcp", "--docker", f"host={tcp_engine.url}"],
@@ -138,6 +140,7 @@ def test_docker_context_from_env_var(make_stack, tcp_engine, docker_config):
     _up_upgrade_current_status(s, tcp_engine, {**env, "DOCKER_CONTEXT": "devtool-tcp"})
 
 
+@pytest.mark.docker
 def test_docker_context_use(make_stack, tcp_engine, docker_config):
     """`docker context use` (currentContext in config.json), in the private DOCKER_CONFIG only."""
     env = {**os.environ, "DOCKER_CONFIG": str(docker_config)}
@@ -219,6 +222,7 @@ def test_no_compose_at_all_is_a_clear_error(fake_bin):
     assert "not installed" in caught.value.message and "docker-compose-plugin" in caught.value.hint
 
 
+@pytest.mark.docker
 def test_devtool_up_through_v1_fallback_shows_notice(make_stack, tmp_path):
     """End to end: `docker compose` made to fail, a `docker-compose` standing in for v1 (it runs v2 underneath)."""
     real_docker = shutil.which("docker")

@@ -98,6 +98,7 @@ def test_fixture_is_not_shaped_like_the_template():
 
 # ---------------------------------------------------------------- on the real engine
 
+@pytest.mark.docker
 def test_up_and_status_detect_api_and_honour_container_name(legacy):
     up = legacy.devtool("up")
     assert up.returncode == 0, up.stderr
@@ -125,6 +126,7 @@ def test_up_and_status_detect_api_and_honour_container_name(legacy):
     assert "backend: api" in human.stdout and "Pending: " + INITIAL in human.stderr
 
 
+@pytest.mark.docker
 def test_db_passthrough_writes_into_nested_folder_owned_by_host_user(legacy_at_head):
     s = legacy_at_head
     subprocess.run(["chown", "-R", f"{HOST_UID}:{HOST_GID}", str(s.root)], check=True)
@@ -139,6 +141,7 @@ def test_db_passthrough_writes_into_nested_folder_owned_by_host_user(legacy_at_h
     assert not (s.backend_src / "migrations").exists()
 
 
+@pytest.mark.docker
 def test_db_check_says_flask_migrate_3_has_no_check(legacy_at_head):
     result = legacy_at_head.devtool("db", "check")
 
@@ -149,6 +152,7 @@ def test_db_check_says_flask_migrate_3_has_no_check(legacy_at_head):
     assert "No such command" not in result.stderr
 
 
+@pytest.mark.docker
 def test_destructive_migration_snapshots_the_database_service(legacy_at_head):
     """The snapshot goes to `database` (the app's DB host), not `cache`, which runs the same postgres image."""
     s = legacy_at_head
@@ -167,6 +171,7 @@ def test_destructive_migration_snapshots_the_database_service(legacy_at_head):
     assert "invoices" not in s.tables()
 
 
+@pytest.mark.docker
 def test_db_check_still_passes_through_on_flask_migrate_4(stack):
     """The demo stack's Flask-Migrate 4.1 has `check`: flask answers it (no new model → exit 0)."""
     result = stack.devtool("db", "check")
@@ -174,6 +179,7 @@ def test_db_check_still_passes_through_on_flask_migrate_4(stack):
     assert "No new upgrade operations detected" in result.stdout + result.stderr
 
 
+@pytest.mark.docker
 def test_up_reports_api_that_exits_on_start(legacy):
     """The detected backend (`api`, not `backend`) gets the backend's checks on `devtool up`: it must stay up;
     exiting, even with code 0 (what a one-shot service may do), is a failure with its logs shown."""

@@ -5,7 +5,11 @@ The first two tests run on both stacks (conftest.LAYOUTS): the demo stack and th
 
 import subprocess
 
+import pytest
+
 from conftest import HOST_GID, HOST_UID, POSTS_MODEL
+
+pytestmark = pytest.mark.docker
 
 
 def test_add_model_then_migrate_creates_table_and_host_owned_revision(make_stack, layout):

@@ -4,7 +4,11 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from conftest import DEVTOOL, checkout_env, wait_for
+
+pytestmark = pytest.mark.docker
 
 
 def test_setup_from_fresh_copy_is_idempotent(make_stack):

@@ -3,7 +3,11 @@ failures and secrets, on the real engine with a real Postgres."""
 
 import subprocess
 
+import pytest
+
 from conftest import POSTS_MODEL
+
+pytestmark = pytest.mark.docker
 
 INIT = "app/models/__init__.py"
 
