@@ -18,6 +18,8 @@ from typing import Callable
 
 import pytest
 
+pytest_plugins = ["pytester"]  # test_harness.py runs pytest on this conftest
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEVTOOL = [sys.executable, "-m", "toolkit"]  # run it with checkout_env(): this checkout's toolkit, not an install
@@ -62,6 +64,14 @@ def run_devtool(*args: str, cwd: Path, env: dict | None = None, input: str | Non
     full_env = checkout_env({**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})})
     return subprocess.run([*DEVTOOL, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def run_devtool_each(arg_lists: list[list[str]], *, cwd: Path, **kwargs) -> list[subprocess.CompletedProcess]:
+    """run_devtool once per argument list, side by side (independent runs: each one's start-up is the cost)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return list(pool.map(lambda args: run_devtool(*args, cwd=cwd, **kwargs), arg_lists))
 
 
 def wait_for(condition, *, timeout: float = 60, interval: float = 0.2, what: str = "condition"):

@@ -1,8 +1,6 @@
 """The test harness itself: the tests exercise the checkout they live in."""
 
-import os
-import subprocess
-import sys
+import pytest
 
 from conftest import REPO, run_devtool
 
@@ -17,20 +15,30 @@ def test_devtool_subprocess_imports_this_checkout(tmp_path):
     assert loaded and all(str(REPO / "toolkit") + "/" in line for line in loaded), loaded
 
 
-def test_engine_tests_without_the_docker_marker_fail_collection(tmp_path):
+def test_engine_tests_without_the_docker_marker_fail_collection(pytester, monkeypatch):
     """The guard in conftest: a test reaching engine_ready (here through make_stack) must be marked `docker`."""
-    (tmp_path / "test_drift.py").write_text(
-        "import pytest\n\n\n"
-        "def test_unmarked(make_stack):\n    pass\n\n\n"
-        "@pytest.mark.docker\ndef test_marked(make_stack):\n    pass\n\n\n"
-        "def test_pure():\n    pass\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}  # `-p conftest`: this suite's conftest as a plugin
-    for selection in ([], ["-m", "not docker"]):
-        result = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider",
-                                 "--collect-only", "-q", *selection, "test_drift.py"],
-                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 2, (selection, result.stdout, result.stderr)  # interrupted: collection errors
-        errors = [line for line in result.stdout.splitlines() if "has no `docker` marker" in line]
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # only pytest and this conftest: quick
+    pytester.makepyfile(test_drift="""
+        import pytest
+
+
+        def test_unmarked(make_stack):
+            pass
+
+
+        @pytest.mark.docker
+        def test_marked(make_stack):
+            pass
+
+
+        def test_pure():
+            pass
+    """)
+    for selection in ([], ["-m", "not docker"], ["-m", "docker"]):  # the guard runs before -m deselects
+        result = pytester.runpytest_inprocess("-p", "conftest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                                              *selection)  # `-p conftest`: this suite's conftest as a plugin
+        assert result.ret == pytest.ExitCode.INTERRUPTED, (selection, result.outlines)  # collection errors
+        errors = [line for line in result.outlines if "has no `docker` marker" in line]
         assert errors == ["test_drift.py::test_unmarked uses the engine_ready fixture but has no `docker` marker: "
                           "add `pytestmark = pytest.mark.docker` to its module or @pytest.mark.docker to it."], \
-            result.stdout
+            result.outlines
