@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_demo, run_devtool, wait_for
+from conftest import DEMO, copy_demo, run_devtool, wait_for
 
 DEVTOOL_UA = "User-Agent: docker-sdk-python"
 COMPOSE_UA = "User-Agent: compose/"
-DEMO_HEAD = "310ddeb54bfc"
+DEMO_HEAD = DEMO.initial
 
 
 def _unix_socket() -> str:

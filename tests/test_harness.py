@@ -1,4 +1,4 @@
-"""The test harness itself: the tests exercise the checkout they live in."""
+"""The test harness itself: the tests exercise the checkout they live in, and engine tests are marked `docker`."""
 
 import pytest
 
