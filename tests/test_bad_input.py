@@ -20,6 +20,7 @@ class Case:
     prepare: Optional[Callable] = None  # prepare(stack) -> None, undone by the stack copy being fresh per case
     env: Optional[dict] = None
     cwd: Optional[Callable] = None
+    engine: bool = False  # needs a reachable engine (status asks it before reading the compose file)
 
 
 def _invalid_yaml(s):
@@ -59,11 +60,12 @@ STATIC_CASES = [
     Case("empty message", ["migrate", ""], 2, "The migration message is empty."),
     Case("whitespace message", ["migrate", "   \t "], 2, "The migration message is empty."),
     Case("10000-character message", ["migrate", "x" * 10000], 2, "10000 characters long (at most 500)"),
-    Case("compose file missing", ["-f", "nope.yml", "status"], 3, "nope.yml does not exist"),
-    Case("compose file not YAML", ["status"], 3, "is not valid YAML (line 3, column 1)", prepare=_invalid_yaml),
-    Case("compose file without services", ["status"], 3, "defines no services", prepare=_no_services),
-    Case("project dir missing", ["-C", "/nonexistent/x", "status"], 3, "does not exist"),
-    Case("no compose file anywhere", ["status"], 3, "No compose file found", cwd=lambda s: Path("/")),
+    Case("compose file missing", ["-f", "nope.yml", "status"], 3, "nope.yml does not exist", engine=True),
+    Case("compose file not YAML", ["status"], 3, "is not valid YAML (line 3, column 1)", prepare=_invalid_yaml,
+         engine=True),
+    Case("compose file without services", ["status"], 3, "defines no services", prepare=_no_services, engine=True),
+    Case("project dir missing", ["-C", "/nonexistent/x", "status"], 3, "does not exist", engine=True),
+    Case("no compose file anywhere", ["status"], 3, "No compose file found", cwd=lambda s: Path("/"), engine=True),
     Case("unknown --service", ["--service", "nosuch", "migrate", "m"], 5, "Service 'nosuch' is not in the compose file"),
     Case("unknown shell service", ["shell", "nosuch"], 5, "Service 'nosuch' is not in the compose file"),
     Case("unknown db subcommand", ["db", "frobnicate"], 2, "Unknown db subcommand 'frobnicate'"),
@@ -96,8 +98,11 @@ def _assert_clean_failure(result, case):
     assert len(errors) == 1 or case.code == 2 and not errors, (case.id, result.stderr)  # one clear line
 
 
-@pytest.mark.parametrize("case", STATIC_CASES, ids=lambda c: c.id)
-def test_static_bad_input(case, tmp_path):
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.docker] if c.engine else [])
+                                  for c in STATIC_CASES])
+def test_static_bad_input(case, tmp_path, request):
+    if case.engine:
+        request.getfixturevalue("engine_ready")
     from conftest import copy_demo
 
     import uuid
@@ -116,6 +121,7 @@ def test_static_bad_input(case, tmp_path):
 
 
 @pytest.mark.parametrize("case", STACK_CASES, ids=lambda c: c.id)
+@pytest.mark.docker
 def test_stack_bad_input(case, module_stack):
     s = module_stack
     versions = s.backend_src / "migrations"
@@ -142,6 +148,7 @@ def test_stack_bad_input(case, module_stack):
             path.write_bytes(content)
 
 
+@pytest.mark.docker
 def test_backend_exits_on_start_shows_its_logs(make_stack):
     s = make_stack()
     compose = s.root / "docker-compose.yml"
@@ -154,6 +161,7 @@ def test_backend_exits_on_start_shows_its_logs(make_stack):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.docker
 def test_db_stopped_is_reported_by_doctor(stack):
     stack.compose("stop", "db")
     result = stack.devtool("doctor")
@@ -173,6 +181,7 @@ def test_socket_permission_denied_message():
     assert "docker group" in error.hint
 
 
+@pytest.mark.docker
 def test_doctor_reports_compose_schema_errors(tmp_path, engine_ready):
     import json
 

@@ -4,7 +4,11 @@ fast path with the manual commands: same revision content, same database state (
 import json
 import re
 
+import pytest
+
 from conftest import POSTS_MODEL
+
+pytestmark = pytest.mark.docker
 
 
 def test_check_exit_codes_and_json(stack):

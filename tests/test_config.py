@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_devtool
+from conftest import run_devtool, run_devtool_each
 
 CONFIG_EXIT = 3
 KEYS = ["project_dir", "backend_service", "compose_files", "project_name", "migrations_dir", "flask_app",
@@ -148,7 +148,8 @@ def test_service_option_variable_is_reported_as_environment(tmp_path):
     assert report["backend_service"] == {"value": "cli", "source": "command line"}
 
 
-def test_configuration_drives_the_commands(tmp_path):
+@pytest.mark.docker
+def test_configuration_drives_the_commands(tmp_path, engine_ready):
     (tmp_path / "compose.yaml").write_text(COMPOSE)
     (tmp_path / "devtool.toml").write_text('backend_service = "nope"\n')
     stderr = fails(tmp_path, "status", code=5)
@@ -225,8 +226,8 @@ def test_json_mode_reports_the_error_as_json(tmp_path):
 def test_broken_configuration_fails_commands_but_not_help_or_version(tmp_path):
     (tmp_path / "compose.yaml").write_text(COMPOSE)
     (tmp_path / "devtool.toml").write_text("snapshot_keep = 0\n")
-    for args in (["--version"], ["--help"], ["up", "--help"], ["config", "--help"]):
-        result = run_devtool(*args, cwd=tmp_path)
+    arg_lists = [["--version"], ["--help"], ["up", "--help"], ["config", "--help"]]
+    for args, result in zip(arg_lists, run_devtool_each(arg_lists, cwd=tmp_path)):
         assert result.returncode == 0, (args, result.stderr)
         assert "snapshot_keep" not in result.stderr
     assert "devtool.toml: snapshot_keep must be an integer ≥ 1, got 0" in fails(tmp_path, "status")

@@ -17,6 +17,7 @@ def _rename_backend(stack, new_name: str, *, with_second_flask: bool = False):
     compose.write_text(text)
 
 
+@pytest.mark.docker
 def test_container_name_is_honoured(make_stack):
     s = make_stack()
     name = f"custom-{s.project}"
@@ -31,6 +32,7 @@ def test_container_name_is_honoured(make_stack):
     assert "posts" in s.tables()
 
 
+@pytest.mark.docker
 def test_directory_with_capitals_and_dots(make_stack):
     s = make_stack("My.Shop_App-2")
     assert s.project == "myshop_app-2"
@@ -45,6 +47,7 @@ def test_directory_with_capitals_and_dots(make_stack):
     assert json.loads(config.stdout)["name"] == s.project
 
 
+@pytest.mark.docker
 def test_two_checkouts_at_once_each_find_their_own(make_stack):
     first, second = make_stack("shop"), make_stack("shop-feature")
     assert first.devtool("db", "upgrade").returncode == 0
@@ -55,15 +58,17 @@ def test_two_checkouts_at_once_each_find_their_own(make_stack):
     assert not any("add_posts" in p.name for p in first.versions())
 
 
-def test_project_name_from_env_and_option(make_stack):
-    s = make_stack()
-    (s.root / ".env").write_text("COMPOSE_PROJECT_NAME=fromdotenv\n")
+def test_project_name_from_env_and_option(tmp_path, no_devtool_settings):
+    """Files only, no engine: a copy of the demo stack, read in-process."""
+    root = copy_demo(tmp_path / "demo")
+    (root / ".env").write_text("COMPOSE_PROJECT_NAME=fromdotenv\n")
     from toolkit.project import load_project
 
-    assert load_project(s.root).name == "fromdotenv"
-    assert load_project(s.root, project_name="Given.Name").name == "givenname"
+    assert load_project(root).name == "fromdotenv"
+    assert load_project(root, project_name="Given.Name").name == "givenname"
 
 
+@pytest.mark.docker
 def test_service_not_named_backend(make_stack):
     s = make_stack()
     _rename_backend(s, "web")
@@ -74,6 +79,7 @@ def test_service_not_named_backend(make_stack):
     assert s.devtool("--service", "web", "db", "current").returncode == 0
 
 
+@pytest.mark.docker
 def test_ambiguous_backend_lists_candidates(tmp_path, engine_ready):
     root = copy_demo(tmp_path / "ambig")
     stack = type("S", (), {"root": root})()

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_devtool, wait_for
+from conftest import DEMO, copy_demo, run_devtool, wait_for
 
 DEVTOOL_UA = "User-Agent: docker-sdk-python"
 COMPOSE_UA = "User-Agent: compose/"
-DEMO_HEAD = "310ddeb54bfc"
+DEMO_HEAD = DEMO.initial
 
 
 def _unix_socket() -> str:
@@ -121,6 +121,7 @@ def _up_upgrade_current_status(s, engine: TcpEngine, env: dict) -> None:
     _through_tcp(engine, compose=False)
 
 
+@pytest.mark.docker
 def test_docker_host_on_tcp_loopback(make_stack, tcp_engine):
     s = make_stack()
     _up_upgrade_current_status(s, tcp_engine, {"DOCKER_HOST": tcp_engine.url})
@@ -129,6 +130,7 @@ def test_docker_host_on_tcp_loopback(make_stack, tcp_engine):
     _through_tcp(tcp_engine, compose=True)
 
 
+@pytest.mark.docker
 def test_docker_context_from_env_var(make_stack, tcp_engine, docker_config):
     env = {"DOCKER_CONFIG": str(docker_config)}
     created = subprocess.run(["docker", "context", "create", "devtool-tcp", "--docker", f"host={tcp_engine.url}"],
@@ -138,6 +140,7 @@ def test_docker_context_from_env_var(make_stack, tcp_engine, docker_config):
     _up_upgrade_current_status(s, tcp_engine, {**env, "DOCKER_CONTEXT": "devtool-tcp"})
 
 
+@pytest.mark.docker
 def test_docker_context_use(make_stack, tcp_engine, docker_config):
     """`docker context use` (currentContext in config.json), in the private DOCKER_CONFIG only."""
     env = {**os.environ, "DOCKER_CONFIG": str(docker_config)}
@@ -152,9 +155,12 @@ def test_docker_context_use(make_stack, tcp_engine, docker_config):
     _through_tcp(tcp_engine, compose=True)
 
 
-def test_unknown_docker_context_is_a_clear_error(make_stack, docker_config):
-    s = make_stack()
-    result = s.devtool("status", env={"DOCKER_CONFIG": str(docker_config), "DOCKER_CONTEXT": "no-such-context"})
+def test_unknown_docker_context_is_a_clear_error(tmp_path, docker_config, monkeypatch):
+    """Refused before any engine is asked: a copy of the demo stack is enough (DOCKER_HOST would win)."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    root = copy_demo(tmp_path / "demo")
+    result = run_devtool("status", cwd=root,
+                         env={"DOCKER_CONFIG": str(docker_config), "DOCKER_CONTEXT": "no-such-context"})
     assert result.returncode == 4, result.stderr
     assert "no-such-context" in result.stderr and "docker context ls" in result.stderr
     assert "Traceback" not in result.stderr
@@ -216,6 +222,7 @@ def test_no_compose_at_all_is_a_clear_error(fake_bin):
     assert "not installed" in caught.value.message and "docker-compose-plugin" in caught.value.hint
 
 
+@pytest.mark.docker
 def test_devtool_up_through_v1_fallback_shows_notice(make_stack, tmp_path):
     """End to end: `docker compose` made to fail, a `docker-compose` standing in for v1 (it runs v2 underneath)."""
     real_docker = shutil.which("docker")
@@ -244,6 +251,7 @@ def test_context_store_without_config_json_with_tls(docker_config, tmp_path, mon
     assert not (docker_config / "config.json").exists()
     monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
     monkeypatch.setenv("DOCKER_CONTEXT", "devtool-tls")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)  # it would win over the context
     from toolkit.engine import _named_context, engine_address
 
     context = _named_context("devtool-tls")

@@ -10,120 +10,24 @@ Flask-Migrate 3.1 (no `flask db check`), SQLAlchemy 1.4 and psycopg2. devtool ge
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import run_devtool
+from conftest import FIXTURES, HOST_GID, HOST_UID, INVOICE_MODEL, LEGACY
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "legacy"
-IMAGE = "devtool-legacy-api:dev"
-IMAGE_INPUTS = ["docker/api.Dockerfile", "requirements/base.txt", ".dockerignore"]
-BUILD_TIMEOUT = 600
-INITIAL = "70578dabf015"  # create customers table, generated in the container with Flask-Migrate 3.1.0
-HOST_UID, HOST_GID = 1000, 1000
+FIXTURE = FIXTURES / "legacy"
+INITIAL = LEGACY.initial  # create customers table, generated in the container with Flask-Migrate 3.1.0
 
-INVOICE_MODEL = '''
-
-class Invoice(db.Model):
-    __tablename__ = "invoices"
-
-    id = db.Column(db.Integer, primary_key=True)
-    customer_id = db.Column(db.Integer, db.ForeignKey("customers.id"), nullable=False)
-    total_cents = db.Column(db.Integer, nullable=False, default=0)
-'''
-
-
-def _image_created(image: str) -> float | None:
-    probe = subprocess.run(["docker", "image", "inspect", "-f", "{{.Created}}", image], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return None
-    from datetime import datetime
-
-    stamp = probe.stdout.strip()  # 2026-11-24T04:58:01.123456789Z: keep microseconds for fromisoformat
-    head, _, frac = stamp.rstrip("Z").partition(".")
-    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00").timestamp()
-
-
-@pytest.fixture(scope="session")
-def legacy_image():
-    """devtool-legacy-api:dev, built with `docker compose build` when missing or older than its inputs."""
-    missing = subprocess.run(["docker", "image", "inspect", "postgres:15", "python:3.11-slim-bookworm"],
-                             capture_output=True, text=True)
-    if missing.returncode != 0:
-        pytest.fail("Docker engine or base images missing: run scripts/provision first.\n" + missing.stderr[-500:])
-    created = _image_created(IMAGE)
-    newest_input = max((FIXTURE / p).stat().st_mtime for p in IMAGE_INPUTS)
-    if created is not None and created >= newest_input:
-        return IMAGE
-    started = time.monotonic()
-    build = subprocess.run(["docker", "compose", "-p", f"legacybuild{uuid.uuid4().hex[:6]}", "build", "api"],
-                           cwd=FIXTURE, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
-                           stdin=subprocess.DEVNULL)
-    assert build.returncode == 0, f"building {IMAGE} failed:\n{build.stdout[-2000:]}\n{build.stderr[-3000:]}"
-    print(f"\nbuilt {IMAGE} in {time.monotonic() - started:.1f} s")
-    return IMAGE
-
-
-@pytest.fixture(autouse=True)
-def no_devtool_settings(monkeypatch):
-    """Prove auto-detection: no --service, no DEVTOOL_* settings from the caller's environment."""
-    for name in list(os.environ):
-        if name.startswith("DEVTOOL_") or name in ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "API_CONTAINER_NAME"):
-            monkeypatch.delenv(name)
-
-
-class Legacy:
-    """A copy of the legacy fixture in its own directory (its own compose project and container name)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.project = root.name
-        self.container_name = f"{root.name}-api-named"
-        self.src = root / "src"
-        (root / ".env").write_text(f"API_CONTAINER_NAME={self.container_name}\n")
-
-    def devtool(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        env = {"XDG_STATE_HOME": str(self.root.parent / "state"), **kwargs.pop("env", {})}  # snapshots stay here
-        return run_devtool(*args, cwd=self.root, env=env, **kwargs)
-
-    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "compose", "-p", self.project, *args], cwd=self.root, text=True,
-                              capture_output=True, check=check, stdin=subprocess.DEVNULL)
-
-    def psql(self, sql: str) -> str:
-        return self.compose("exec", "-T", "database", "psql", "-X", "-At", "-U", "legacy", "-d", "legacydb",
-                            "-c", sql).stdout.strip()
-
-    def tables(self) -> set[str]:
-        return set(self.psql("SELECT tablename FROM pg_tables WHERE schemaname='public'").split())
-
-    def db_revision(self) -> str:
-        return self.psql("SELECT version_num FROM alembic_version")
-
-    def versions(self) -> list[Path]:
-        return sorted((self.src / "db" / "migrations" / "versions").glob("*.py"))
-
-    def add_invoice_model(self) -> None:
-        models = self.src / "service" / "models.py"
-        models.write_text(models.read_text() + INVOICE_MODEL)
-
-    def down(self) -> None:
-        self.compose("down", "-v", "--remove-orphans", "-t", "1", check=False)
+# The migrate and round-trip tests run on this stack too: test_migrate.py, parametrized over both stacks.
+pytestmark = pytest.mark.usefixtures("no_devtool_settings")
 
 
 @pytest.fixture
-def legacy(tmp_path_factory, legacy_image):
-    root = tmp_path_factory.mktemp("legacy") / f"legacy{uuid.uuid4().hex[:8]}"
-    shutil.copytree(FIXTURE, root, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".env"))
-    stack = Legacy(root)
-    yield stack
-    stack.down()
+def legacy(make_stack):
+    """A copy of the legacy fixture (its own compose project, container name and XDG_STATE_HOME), not started."""
+    return make_stack(layout=LEGACY)
 
 
 @pytest.fixture
@@ -194,6 +98,7 @@ def test_fixture_is_not_shaped_like_the_template():
 
 # ---------------------------------------------------------------- on the real engine
 
+@pytest.mark.docker
 def test_up_and_status_detect_api_and_honour_container_name(legacy):
     up = legacy.devtool("up")
     assert up.returncode == 0, up.stderr
@@ -221,51 +126,7 @@ def test_up_and_status_detect_api_and_honour_container_name(legacy):
     assert "backend: api" in human.stdout and "Pending: " + INITIAL in human.stderr
 
 
-def test_add_model_then_migrate_creates_table_in_nested_migrations(legacy_at_head):
-    s = legacy_at_head
-    subprocess.run(["chown", "-R", f"{HOST_UID}:{HOST_GID}", str(s.root)], check=True)
-    s.add_invoice_model()
-
-    result = s.devtool("migrate", "add invoices")
-
-    assert result.returncode == 0, result.stderr
-    assert "invoices" in s.tables()
-    (new,) = [p for p in s.versions() if "add_invoices" in p.name]
-    revision_id = new.name.split("_")[0]
-    assert s.db_revision() == revision_id
-    assert f"down_revision = '{INITIAL}'" in new.read_text()
-    assert (new.stat().st_uid, new.stat().st_gid) == (HOST_UID, HOST_GID)
-    assert not (s.src / "migrations").exists()
-    assert str(new) in result.stdout + result.stderr
-
-    again = s.devtool("migrate", "nothing changed")
-    assert again.returncode == 0, again.stderr
-    assert "No schema changes" in again.stdout
-
-
-def test_db_history_current_downgrade_upgrade_round_trip(legacy_at_head):
-    s = legacy_at_head
-    s.add_invoice_model()
-    assert s.devtool("migrate", "add invoices").returncode == 0
-    head = s.db_revision()
-    assert head != INITIAL
-
-    history = s.devtool("db", "history")
-    assert history.returncode == 0, history.stderr
-    assert "add invoices" in history.stdout and "create customers table" in history.stdout
-    current = s.devtool("db", "current")
-    assert current.returncode == 0 and head in current.stdout
-
-    down = s.devtool("db", "downgrade", "-1")
-    assert down.returncode == 0, down.stderr
-    assert "invoices" not in s.tables() and s.db_revision() == INITIAL
-    assert INITIAL in s.devtool("db", "current").stdout
-
-    up = s.devtool("db", "upgrade")
-    assert up.returncode == 0, up.stderr
-    assert "invoices" in s.tables() and s.db_revision() == head
-
-
+@pytest.mark.docker
 def test_db_passthrough_writes_into_nested_folder_owned_by_host_user(legacy_at_head):
     s = legacy_at_head
     subprocess.run(["chown", "-R", f"{HOST_UID}:{HOST_GID}", str(s.root)], check=True)
@@ -277,9 +138,10 @@ def test_db_passthrough_writes_into_nested_folder_owned_by_host_user(legacy_at_h
     (new,) = set(s.versions()) - before
     assert "hand_written_step" in new.name
     assert (new.stat().st_uid, new.stat().st_gid) == (HOST_UID, HOST_GID)
-    assert not (s.src / "migrations").exists()
+    assert not (s.backend_src / "migrations").exists()
 
 
+@pytest.mark.docker
 def test_db_check_says_flask_migrate_3_has_no_check(legacy_at_head):
     result = legacy_at_head.devtool("db", "check")
 
@@ -290,12 +152,13 @@ def test_db_check_says_flask_migrate_3_has_no_check(legacy_at_head):
     assert "No such command" not in result.stderr
 
 
+@pytest.mark.docker
 def test_destructive_migration_snapshots_the_database_service(legacy_at_head):
     """The snapshot goes to `database` (the app's DB host), not `cache`, which runs the same postgres image."""
     s = legacy_at_head
-    s.add_invoice_model()
+    s.add_test_model()
     assert s.devtool("migrate", "add invoices").returncode == 0
-    models = s.src / "service" / "models.py"
+    models = s.backend_src / "service" / "models.py"
     models.write_text(models.read_text().replace(INVOICE_MODEL, ""))
 
     refused = s.devtool("migrate", "drop invoices")
@@ -308,6 +171,7 @@ def test_destructive_migration_snapshots_the_database_service(legacy_at_head):
     assert "invoices" not in s.tables()
 
 
+@pytest.mark.docker
 def test_db_check_still_passes_through_on_flask_migrate_4(stack):
     """The demo stack's Flask-Migrate 4.1 has `check`: flask answers it (no new model → exit 0)."""
     result = stack.devtool("db", "check")
@@ -315,6 +179,7 @@ def test_db_check_still_passes_through_on_flask_migrate_4(stack):
     assert "No new upgrade operations detected" in result.stdout + result.stderr
 
 
+@pytest.mark.docker
 def test_up_reports_api_that_exits_on_start(legacy):
     """The detected backend (`api`, not `backend`) gets the backend's checks on `devtool up`: it must stay up;
     exiting, even with code 0 (what a one-shot service may do), is a failure with its logs shown."""

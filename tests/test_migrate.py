@@ -1,28 +1,44 @@
-"""devtool migrate and devtool db against a real engine and a real Postgres (issue 2, points 4, 6, 7a-d)."""
+"""devtool migrate and devtool db against a real engine and a real Postgres (issue 2, points 4, 6, 7a-d).
+
+The first two tests run on both stacks (conftest.LAYOUTS): the demo stack and the legacy fixture.
+"""
 
 import subprocess
 
-from conftest import POSTS_MODEL
+import pytest
 
-HOST_UID, HOST_GID = 1000, 1000  # an ordinary user, not the root the container runs as
+from conftest import HOST_GID, HOST_UID, POSTS_MODEL
+
+pytestmark = pytest.mark.docker
 
 
-def test_add_model_then_migrate_creates_table_and_host_owned_revision(make_stack):
-    s = make_stack()
+def test_add_model_then_migrate_creates_table_and_host_owned_revision(make_stack, layout):
+    """Demo: Post in app/models/post.py, imported in init_app. Legacy: Invoice appended to service/models.py,
+    loaded through a blueprint, migrations nested in db/migrations. Each stack starts stopped."""
+    s = make_stack(layout=layout)
     subprocess.run(["chown", "-R", f"{HOST_UID}:{HOST_GID}", str(s.root)], check=True)
-    s.add_model("post", POSTS_MODEL)
+    s.add_test_model()
+    message, table = layout.test_model_message, layout.test_model_table
 
-    result = s.devtool("migrate", "add posts")
+    result = s.devtool("migrate", message)
 
     assert result.returncode == 0, result.stderr
-    assert "posts" in s.tables()
-    new = [p for p in s.versions() if "add_posts" in p.name]
+    assert table in s.tables()
+    new = [p for p in s.versions() if message.replace(" ", "_") in p.name]
     assert len(new) == 1
-    assert '"""add posts' in new[0].read_text()
+    assert f'"""{message}' in new[0].read_text()
+    assert f"down_revision = '{layout.initial}'" in new[0].read_text()
     assert (new[0].stat().st_uid, new[0].stat().st_gid) == (HOST_UID, HOST_GID)
     revision_id = new[0].name.split("_")[0]
     assert s.db_revision() == revision_id  # current == head
     assert revision_id in result.stdout and "add table" in result.stdout and str(new[0]) in result.stderr + result.stdout
+    # the layout's migrations folder is the only one: none made where Flask-Migrate puts it by default
+    assert list(s.root.rglob("migrations")) == [s.migrations]
+    assert not (s.backend_src / "migrations").exists() or s.backend_src / "migrations" == s.migrations
+
+    again = s.devtool("migrate", "nothing changed")
+    assert again.returncode == 0, again.stderr
+    assert "No schema changes" in again.stdout
 
 
 def test_second_run_without_changes_writes_nothing(stack):
@@ -58,23 +74,28 @@ def test_messages_are_stored_literally_and_never_executed(stack):
     assert stack.compose("exec", "-T", "backend", "test", "-e", str(marker), check=False).returncode == 1
 
 
-def test_db_history_current_downgrade_upgrade_round_trip(stack):
-    stack.add_model("post", POSTS_MODEL)
-    assert stack.devtool("migrate", "add posts").returncode == 0
-    head = stack.db_revision()
+def test_db_history_current_downgrade_upgrade_round_trip(stack_at_head):
+    s, layout = stack_at_head, stack_at_head.layout
+    table = layout.test_model_table
+    s.add_test_model()
+    assert s.devtool("migrate", layout.test_model_message).returncode == 0
+    head = s.db_revision()
+    assert head != layout.initial
 
-    history = stack.devtool("db", "history")
-    assert history.returncode == 0 and "add posts" in history.stdout and "create users table" in history.stdout
-    current = stack.devtool("db", "current")
+    history = s.devtool("db", "history")
+    assert history.returncode == 0, history.stderr
+    assert layout.test_model_message in history.stdout and layout.initial_message in history.stdout
+    current = s.devtool("db", "current")
     assert current.returncode == 0 and head in current.stdout
 
-    down = stack.devtool("db", "downgrade", "-1")
+    down = s.devtool("db", "downgrade", "-1")
     assert down.returncode == 0, down.stderr
-    assert "posts" not in stack.tables() and stack.db_revision() != head
+    assert table not in s.tables() and s.db_revision() != head and s.db_revision() == layout.initial
+    assert layout.initial in s.devtool("db", "current").stdout
 
-    up = stack.devtool("db", "upgrade")
+    up = s.devtool("db", "upgrade")
     assert up.returncode == 0, up.stderr
-    assert "posts" in stack.tables() and stack.db_revision() == head
+    assert table in s.tables() and s.db_revision() == head
 
 
 def test_db_passes_exit_code_through(stack):

@@ -47,6 +47,7 @@ def tables(project: Path) -> set[str]:
     return set(result.stdout.split())
 
 
+@pytest.mark.docker
 def test_generated_project_is_set_up_with_the_users_table(project):
     assert {"users", "alembic_version"} <= tables(project)
     services = compose(project, "config", "--services").stdout.split()
@@ -60,6 +61,7 @@ def test_generated_project_is_set_up_with_the_users_table(project):
     assert not (project / "devtool.toml").exists()  # found by auto-detection: the service is `backend`
 
 
+@pytest.mark.docker
 def test_migrate_in_the_generated_project(project):
     models = project / "backend" / "app" / "models"
     (models / "post.py").write_text(POSTS_MODEL)
@@ -93,7 +95,8 @@ def test_backend_is_a_verbatim_copy_and_templates_are_rendered(tmp_path):
     assert (path / "README.md").read_text().startswith("# My Shop\n")
 
 
-def test_other_service_name_writes_devtool_toml_and_devtool_finds_it(tmp_path):
+@pytest.mark.docker
+def test_other_service_name_writes_devtool_toml_and_devtool_finds_it(tmp_path, engine_ready):
     path = tmp_path / "api-project"
     result = run_devtool("new", str(path), "--service", "api", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

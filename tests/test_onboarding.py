@@ -4,7 +4,11 @@ import os
 import signal
 import subprocess
 
-from conftest import DEVTOOL, wait_for
+import pytest
+
+from conftest import DEVTOOL, checkout_env, wait_for
+
+pytestmark = pytest.mark.docker
 
 
 def test_setup_from_fresh_copy_is_idempotent(make_stack):
@@ -34,7 +38,7 @@ def test_ctrl_c_during_upgrade_leaves_database_consistent(stack):
     stack.write_revision("5104000000a1", before,
                          "    op.create_table('slow', sa.Column('id', sa.Integer(), primary_key=True))\n"
                          "    op.execute('SELECT pg_sleep(3)')", "slow one")
-    run = subprocess.Popen([*DEVTOOL, "db", "upgrade"], cwd=stack.root, env={**os.environ, "NO_COLOR": "1"},
+    run = subprocess.Popen([*DEVTOOL, "db", "upgrade"], cwd=stack.root, env=checkout_env({**os.environ, "NO_COLOR": "1"}),
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"
     wait_for(lambda: stack.psql(sleeping) == "1", timeout=60, what="the upgrade to be running")

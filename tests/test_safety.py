@@ -3,7 +3,11 @@ failures and secrets, on the real engine with a real Postgres."""
 
 import subprocess
 
+import pytest
+
 from conftest import POSTS_MODEL
+
+pytestmark = pytest.mark.docker
 
 INIT = "app/models/__init__.py"
 
@@ -139,10 +143,10 @@ def test_database_behind_is_upgraded_before_generating(stack):
 
 def test_concurrent_migrates_apply_once(stack):
     stack.add_model("post", POSTS_MODEL)
-    from conftest import DEVTOOL
+    from conftest import DEVTOOL, checkout_env
     import os
 
-    env = {**os.environ, "NO_COLOR": "1"}
+    env = checkout_env({**os.environ, "NO_COLOR": "1"})
     runs = [subprocess.Popen([*DEVTOOL, "migrate", "add posts"], cwd=stack.root, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
             for _ in range(2)]
@@ -191,11 +195,11 @@ def _run_in_pty(stack, args, answer):
     import pty
     import time
 
-    from conftest import DEVTOOL
+    from conftest import DEVTOOL, checkout_env
 
     master, slave = pty.openpty()
     run = subprocess.Popen([*DEVTOOL, *args], cwd=stack.root, stdin=slave, stdout=slave, stderr=slave,
-                           env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"}, close_fds=True)
+                           env=checkout_env({**os.environ, "NO_COLOR": "1", "TERM": "dumb"}), close_fds=True)
     os.close(slave)
     seen, answered, deadline = b"", False, time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -83,11 +83,11 @@ def test_check_verdict_order_and_codes():
 def test_every_command_has_help_with_an_example():
     import subprocess
 
-    from conftest import run_devtool
+    from conftest import run_devtool_each
 
     commands = ["up", "down", "migrate", "db", "shell", "status", "doctor", "setup", "check", "snapshot", "restore",
                 "config", "new"]
-    for command in commands:
-        result = run_devtool(command, "--help", cwd=subprocess.os.getcwd())
+    results = run_devtool_each([[command, "--help"] for command in commands], cwd=subprocess.os.getcwd())
+    for command, result in zip(commands, results):
         assert result.returncode == 0, (command, result.stderr)
         assert "Example" in result.stdout + result.stderr, command

@@ -4,6 +4,10 @@
 import json
 import subprocess
 
+import pytest
+
+pytestmark = pytest.mark.docker
+
 
 def _backend(stack):
     ids = stack.compose("ps", "-q", "backend").stdout.split()
