@@ -80,6 +80,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("flask_app", "a non-empty string (like FLASK_APP, e.g. 'app:create_app')", _string, str),
     Key("db_service", "a non-empty string (a compose service name)", _string, str),
     Key("snapshot_keep", "an integer ≥ 1", _positive_int, _env_number),
+    Key("snapshot_image", "a non-empty string (an image with pg_dump, e.g. 'postgres:16')", _string, str),
     Key("wait_timeout", "a number of seconds > 0", _positive_number, _env_number),
 )}
 

@@ -23,6 +23,7 @@ class Settings:
     migrations_dir: str | None = None
     flask_app: str | None = None
     snapshot_keep: int = 10
+    snapshot_image: str | None = None
     wait_timeout: float = 180.0
     verbose: bool = False
     # Where each effective value came from: "default", "devtool.toml (<path>)", "pyproject.toml [tool.devtool]

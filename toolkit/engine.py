@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Callable
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 from toolkit.errors import DevtoolError, ExitCode
 
@@ -11,6 +16,8 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 NUMBER_LABEL = "com.docker.compose.container-number"
+SIDECAR_LABEL = "org.devtool.sidecar"  # devtool's throw-away containers (value: the compose project)
+SIDECAR_LIFETIME = 3600  # seconds: a sidecar left behind by a killed devtool stops and removes itself
 
 
 def connect() -> Any:
@@ -159,3 +166,66 @@ def exec_stream(
         raise DevtoolError(f"The Docker engine refused to run the command: {exc.explanation or exc}.",
                            hint="Is the container still running? `devtool status` shows the stack.",
                            exit_code=ExitCode.STACK_FAILED) from None
+
+
+def ensure_image(client: Any, image: str) -> str | None:
+    """None when `image` is there (pulled if needed), else why it is not."""
+    from docker.errors import APIError, ImageNotFound
+
+    try:
+        client.images.get(image)
+        return None
+    except ImageNotFound:
+        pass
+    except APIError as exc:
+        return f"the engine cannot inspect {image}: {exc.explanation or exc}"
+    repository, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+    try:
+        client.images.pull(repository, tag=tag)
+        return None
+    except APIError as exc:
+        return f"image {image} is not on this machine and cannot be pulled ({exc.explanation or exc})"
+
+
+@dataclass
+class Sidecar:
+    """A throw-away container next to another one: commands run in it, files go into it."""
+
+    client: Any
+    id: str
+
+    def run(self, command: list[str], on_output: Callable[[bytes | None, bytes | None], None]) -> int:
+        return exec_stream(self.client, self.id, command, on_output=on_output)
+
+    def put(self, path: Path, name: str) -> str:
+        """Copy a host file into the sidecar's /tmp as `name` (streamed: dumps can be large); its path there."""
+        with tempfile.TemporaryFile() as archive:
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                tar.add(str(path), arcname=name)
+            archive.seek(0)
+            self.client.api.put_archive(self.id, "/tmp", archive)
+        return f"/tmp/{name}"
+
+
+@contextlib.contextmanager
+def sidecar(client: Any, image: str, *, beside: str, environment: dict[str, str],
+            labels: dict[str, str]) -> Iterator[Sidecar]:
+    """A container of `image` in the network namespace of container `beside` (same DNS names, extra hosts and
+    localhost), removed afterwards; left behind (devtool killed), it ends by itself after SIDECAR_LIFETIME."""
+    from docker.errors import APIError, NotFound
+
+    try:
+        container = client.containers.run(image, [str(SIDECAR_LIFETIME)], entrypoint=["sleep"], detach=True,
+                                          network_mode=f"container:{beside}", environment=environment,
+                                          labels=labels, auto_remove=True)
+    except APIError as exc:
+        raise DevtoolError(f"The Docker engine could not start a {image} container next to the backend: "
+                           f"{exc.explanation or exc}.", exit_code=ExitCode.SNAPSHOT_FAILED,
+                           hint="Is the backend container running? `devtool status` shows the stack.") from None
+    try:
+        yield Sidecar(client, container.id)
+    finally:
+        try:
+            container.remove(force=True)
+        except (NotFound, APIError):
+            pass  # already gone (auto_remove)

@@ -39,8 +39,9 @@ def validate_message(message: str) -> str:
 
 
 def migrate(ctx: Context, message: str, *, upgrade: bool = True, yes: bool = False, fix_imports: bool = False,
-            merge: bool = False, confirm: Confirm = never) -> MigrationResult:
-    """Apply what is pending, generate a revision from the models, apply it."""
+            merge: bool = False, confirm: Confirm = never, snapshot: bool = True) -> MigrationResult:
+    """Apply what is pending, generate a revision from the models, apply it. `snapshot` False (--no-snapshot):
+    destructive changes are applied without a snapshot first."""
     validate_message(message)
     ctx.services.backend  # a wrong --service fails before anything starts
     agent = ctx.target.agent()
@@ -50,28 +51,28 @@ def migrate(ctx: Context, message: str, *, upgrade: bool = True, yes: bool = Fal
     while result.status == Status.NEEDS_REVIEW:
         _add_host_paths(ctx, result)
         approved = _approve(result, yes, confirm)
-        snapshot = _snapshot_first(ctx, result)
+        taken = _snapshot_first(ctx, result, snapshot)
         with ctx.out.status("Applying migrations…"):
             if result.revision:  # written and kept: it is pending now; apply it (and anything before it)
                 result = _applied_after_review(result, agent.call(UpgradeRequest(approved=approved)))
             else:  # stopped before generating: apply what is pending, then generate, in one go
                 result = agent.call(replace(request, approved=approved))
-        result.snapshot = result.snapshot or snapshot
+        result.snapshot = result.snapshot or taken
     _add_host_paths(ctx, result)
     return result
 
 
-def upgrade(ctx: Context, *, yes: bool = False, confirm: Confirm = never) -> MigrationResult:
+def upgrade(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapshot: bool = True) -> MigrationResult:
     """Bring the database to head (`devtool setup`), with the same review as migrate."""
     agent = ctx.target.agent()
     with ctx.out.status("Checking pending migrations…"):
         result = agent.call(UpgradeRequest())
     if result.status == Status.NEEDS_REVIEW:
         approved = _approve(result, yes, confirm)
-        snapshot = _snapshot_first(ctx, result)
+        taken = _snapshot_first(ctx, result, snapshot)
         with ctx.out.status("Applying migrations…"):
             result = agent.call(UpgradeRequest(approved=approved))
-        result.snapshot = snapshot
+        result.snapshot = taken
     return result
 
 
@@ -95,11 +96,25 @@ def _approve(result: MigrationResult, yes: bool, confirm: Confirm) -> list[str]:
                        exit_code=ExitCode.NEEDS_CONFIRMATION, data=asdict(result))
 
 
-def _snapshot_first(ctx: Context, result: MigrationResult) -> dict | None:
-    """A snapshot before anything that can lose data is applied."""
+def _snapshot_first(ctx: Context, result: MigrationResult, wanted: bool) -> dict | None:
+    """A snapshot before anything that can lose data is applied. When none can be taken, nothing flagged is
+    applied and the message says why, once, with --no-snapshot as the deliberate way on."""
     if not any(c.risk in Risk.SNAPSHOT_FIRST for c in result.review):
         return None
-    return snapshots.take(ctx, reason="before migration", database=result.database, revision=result.current_after)
+    if not wanted:
+        ctx.out.warn("No snapshot before the destructive change (--no-snapshot): devtool cannot bring its data back.")
+        return None
+    try:
+        return snapshots.take(ctx, reason="before migration").as_json()
+    except DevtoolError as exc:
+        applied = (f" Applied before it: {', '.join(r.id for r in result.applied)} (safe)." if result.applied else "")
+        kept = (f" The new revision is kept, not applied: {result.revision.host_path or result.revision.path}."
+                if result.revision else "")
+        raise DevtoolError(f"No snapshot before the destructive change, so it was not applied. {exc.message}"
+                           + applied + kept, detail=exc.detail, exit_code=ExitCode.SNAPSHOT_FAILED,
+                           hint=(exc.hint + " " if exc.hint else "") + "To apply it without a snapshot, run again "
+                                                                         "with --no-snapshot.",
+                           data=asdict(result)) from None
 
 
 def _applied_after_review(generated: MigrationResult, applied: MigrationResult) -> MigrationResult:

@@ -77,9 +77,14 @@ class Output:
         else:
             view()
 
+    @property
+    def interactive(self) -> bool:
+        """A person can answer: stdin and stderr are terminals and --json is off."""
+        return not self.json_mode and sys.stdin.isatty() and sys.stderr.isatty()
+
     def confirm(self, question: str) -> bool:
-        """Ask only a person: stdin and stderr are terminals and --json is off; otherwise the answer is no."""
-        if self.json_mode or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        """Ask only a person (see `interactive`); otherwise the answer is no."""
+        if not self.interactive:
             return False
         import click
 

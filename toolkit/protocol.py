@@ -73,6 +73,13 @@ ERRORS = {
                                                         "run again; raise the deadline with DEVTOOL_WAIT_TIMEOUT."),
     ErrorCode.INTERRUPTED: (ExitCode.INTERRUPTED, "`devtool status` shows where the database is."),
     ErrorCode.AGENT_FAILED: (ExitCode.MIGRATION_FAILED, "Run again with -v to see the container's output."),
+    ErrorCode.COPY_UNSUPPORTED: (ExitCode.SNAPSHOT_FAILED, "Grant the app's database role CREATEDB and the ownership "
+                                                           "of its database, so devtool can copy it inside the server."),
+    ErrorCode.SNAPSHOT_MISSING: (ExitCode.SNAPSHOT_FAILED, "`devtool snapshot delete NAME` forgets it; `devtool "
+                                                           "snapshot list` shows the others."),
+    ErrorCode.SNAPSHOT_MISMATCH: (ExitCode.SNAPSHOT_FAILED, "Restore it where it came from, or take a snapshot of this "
+                                                            "database first; nothing was changed."),
+    ErrorCode.SNAPSHOT_FAILED: (ExitCode.SNAPSHOT_FAILED, "Nothing was changed; `devtool -v` shows more."),
 }
 
 

@@ -44,6 +44,14 @@ class Services:
         """The service that runs the app's database (`database`: the agent's Database of the app)."""
         return resolve_db(self.project, self.settings.db_service, database)
 
+    def db_if_known(self, database: Any) -> str | None:
+        """The project's service that runs `database`'s server (configured, else the URL's host); None when it
+        runs outside this project. No guessing from images: a wrong answer here would name the wrong volume."""
+        if self.settings.db_service in self.project.services:
+            return self.settings.db_service
+        host = getattr(database, "host", None)
+        return host if host in self.project.services else None
+
 
 def resolve_backend(project: ComposeProject, wanted: str | None, out: Output) -> str:
     services = project.services

@@ -1,10 +1,12 @@
-"""`devtool setup`: a fresh clone to a working, migrated stack in one command (idempotent)."""
+"""`devtool setup`: a fresh clone to a working, migrated stack in one command (idempotent); with `--from FILE`,
+loaded with a teammate's data first."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toolkit import migrations, stack
+from toolkit import migrations, snapshots, stack
 from toolkit.doctor import Check, first_failure, run_checks
 from toolkit.errors import DevtoolError, ExitCode
 from toolkit.migrations import Confirm, never
@@ -17,8 +19,10 @@ def _stop_at(check: Check, code: int = ExitCode.CHECKS_FAILED) -> DevtoolError:
     return DevtoolError(f"{check.name}: {check.detail}", hint=check.fix or None, exit_code=code)
 
 
-def setup(ctx: Context, *, yes: bool = False, confirm: Confirm = never) -> list[Check]:
-    """Checks, then up, then upgrade to head, then every check again; stops at the first problem."""
+def setup(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapshot: bool = True,
+          data: Path | None = None) -> list[Check]:
+    """Checks, then up, then (with `data`) the data from that snapshot file, then upgrade to head, then every
+    check again; stops at the first problem. The file is checked before the database is touched."""
     failed = first_failure(run_checks(ctx, deep=False))
     if failed:
         raise _stop_at(failed)
@@ -26,10 +30,17 @@ def setup(ctx: Context, *, yes: bool = False, confirm: Confirm = never) -> list[
     try:
         stack.up(ctx)
         ctx.out.success("Stack is up and healthy.")
-        result = migrations.upgrade(ctx, yes=yes, confirm=confirm)
+        if data is not None:
+            imported = snapshots.import_file(ctx, data)
+            snapshots.restore(ctx, imported.name)
+            ctx.out.success(f"Loaded {data.name} (snapshot {imported.name}, revision "
+                            f"{', '.join(imported.revision) or 'none'}).")
+        result = migrations.upgrade(ctx, yes=yes, confirm=confirm, snapshot=snapshot)
     except DevtoolError as error:
+        if error.exit_code in (ExitCode.NEEDS_CONFIRMATION, ExitCode.SNAPSHOT_FAILED):
+            raise
         failed = first_failure(run_checks(ctx))
-        if failed is not None and error.exit_code != ExitCode.NEEDS_CONFIRMATION:
+        if failed is not None:
             raise _stop_at(failed, error.exit_code) from None
         raise
     ctx.out.success(f"Database at head ({', '.join(result.current_after) or 'base'}); "

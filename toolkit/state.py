@@ -26,3 +26,15 @@ def project_state(project: ComposeProject) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "project.json").write_text(json.dumps({"name": project.name, "directory": str(project.directory)}))
     return folder
+
+
+def known_projects() -> list[tuple[Path, dict]]:
+    """Every project folder devtool keeps state in, with its project.json ({} when unreadable)."""
+    found = []
+    for folder in sorted((state_home() / "projects").glob("*")):
+        if folder.is_dir():
+            try:
+                found.append((folder, json.loads((folder / "project.json").read_text())))
+            except (OSError, ValueError):
+                found.append((folder, {}))
+    return found

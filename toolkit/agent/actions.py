@@ -7,14 +7,15 @@ import sys
 from dataclasses import replace
 from typing import List
 
-from .app import Session, describe, error_text, fail, first_line, log, review_file
+from .app import Session, current_revision, database_of, describe, error_text, fail, first_line, log, review_file
 from .apply import apply_pending
 from .client import client_gone, on_client_gone
-from .dialects import migration_lock
+from .dialects import connection_environment, database_copies, migration_lock
 from .files import Written
 from .models import add_imports, unloaded_models
-from .protocol import (CommandsResult, Database, ErrorCode, MigrationResult, ModelChange, PendingRevision,
-                       Revision, Status, StatusResult)
+from .protocol import (COPY_PREFIX, CommandsResult, ConnectionResult, CopyResult, Database, DropResult, ErrorCode,
+                       MigrationResult, ModelChange, PendingRevision, Revision, RevisionsResult, SnapshotDatabase,
+                       Status, StatusResult)
 from .review import needs_review
 
 
@@ -260,3 +261,109 @@ def db_commands(request) -> CommandsResult:
     except Exception:  # not installed as a distribution (vendored, source checkout)
         installed = None
     return CommandsResult(commands=sorted(db.commands), flask_migrate=installed)
+
+
+# ---------------------------------------------------------------------------------------------- snapshots
+
+
+def snapshot_copy(request) -> CopyResult:
+    """Copy each of the app's databases inside its own server (the fast snapshot)."""
+    session = Session(request, migrations=False)
+    session.engine().dispose()  # no connection of ours keeps the copy waiting
+    result = CopyResult(databases=[])
+    try:
+        for bind, url in session.databases():
+            with database_copies(url, request.wait) as copies:
+                copy = COPY_PREFIX + request.token + ("_%s" % bind if bind else "")
+                log("copying database %s inside its server" % url.database)
+                result.closed += copies.copy(url.database, copy, request.comment)
+                result.databases.append(SnapshotDatabase(
+                    database=database_of(url), bind=bind, copy=copy, size=copies.size(copy),
+                    revision=current_revision(url.set(database=copy)) or [], server_version=copies.server_version))
+    except BaseException:
+        _drop_quietly(session, [d.copy for d in result.databases])
+        raise
+    return result
+
+
+def snapshot_restore(request) -> CopyResult:
+    """Put each database back from its snapshot copy. Refused when the app's database is another than the one
+    the snapshot was taken from. Needs no migrations: it works at any revision."""
+    session = Session(request, migrations=False)
+    session.engine().dispose()
+    urls = dict(session.databases())
+    for taken in request.databases:
+        url = urls.get(taken.bind)
+        now = database_of(url) if url is not None else None
+        if now is None or (now.host, now.port, now.name) != (taken.database.host, taken.database.port,
+                                                               taken.database.name):
+            where = "%s on %s:%s" % (now.name, now.host, now.port) if now else "no such database"
+            raise fail(ErrorCode.SNAPSHOT_MISMATCH, "The snapshot was taken from database %s on %s:%s; the app now "
+                       "uses %s: restoring it there is refused." % (
+                           taken.database.name, taken.database.host, taken.database.port, where))
+    result = CopyResult(databases=[])
+    for taken in request.databases:
+        url = urls[taken.bind]
+        with database_copies(url, request.wait) as copies:
+            log("restoring database %s from %s" % (url.database, taken.copy))
+            result.closed += copies.restore(taken.copy, url.database, request.token)
+            result.databases.append(SnapshotDatabase(database=database_of(url), bind=taken.bind, copy=taken.copy,
+                                                     revision=current_revision(url) or [],
+                                                     server_version=copies.server_version))
+    return result
+
+
+def snapshot_drop(request) -> DropResult:
+    session = Session(request, migrations=False)
+    result = DropResult()
+    with database_copies(session.engine().url, 0) as copies:
+        result.dropped, result.missing = copies.drop(request.copies)
+    return result
+
+
+def _drop_quietly(session, copies) -> None:
+    if not copies:
+        return
+    try:
+        with database_copies(session.engine().url, 0) as server:
+            server.drop(copies)
+    except Exception as exc:
+        log("could not drop the partial snapshot copies %s: %s" % (", ".join(copies), first_line(exc)))
+
+
+def connection(request) -> ConnectionResult:
+    """How pg_dump and pg_restore reach the app's database (or a snapshot copy on its server), as the backend
+    does; the environment carries the password: the host never prints it."""
+    session = Session(request, migrations=False)
+    url = session.engine().url
+    if request.database:
+        url = url.set(database=request.database)
+    server_version = None
+    try:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(url, poolclass=NullPool)
+        with engine.connect() as connection:
+            server_version = connection.execute(text("SHOW server_version")).scalar()
+        engine.dispose()
+    except Exception as exc:
+        raise fail(ErrorCode.SNAPSHOT_FAILED, "Cannot connect to database %s on %s: %s" % (
+            url.database, url.host, first_line(exc)), error=error_text(exc))
+    return ConnectionResult(database=database_of(url), environment=connection_environment(url),
+                            revision=current_revision(url), server_version=server_version)
+
+
+def revisions(request) -> RevisionsResult:
+    """Which of the given revisions this checkout's migrations do not have."""
+    session = Session(request)
+    script = session.script()
+    unknown = []
+    for revision in request.revisions:
+        try:
+            found = script.get_revision(revision)
+        except Exception:
+            found = None
+        if found is None:
+            unknown.append(revision)
+    return RevisionsResult(unknown=unknown, heads=sorted(script.get_heads()))

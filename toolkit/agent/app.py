@@ -91,9 +91,11 @@ class Session:
         return [describe(script.get_revision(h)) for h in script.get_heads()]
 
     def database(self) -> Database:
-        url = self.engine().url
-        return Database(backend=url.get_backend_name(), host=url.host, port=url.port, name=url.database,
-                        user=url.username)
+        return database_of(self.engine().url)
+
+    def databases(self):
+        """(bind, engine URL) of every database the app uses: the main one (bind None) so far."""
+        return [(None, self.engine().url)]
 
     def pending(self, script, current: List[str]) -> List[PendingRevision]:
         """Revisions between the database and head, oldest first, each with its reviewed changes."""
@@ -103,6 +105,28 @@ class Session:
             found.append(PendingRevision(id=revision.revision, message=(revision.doc or "").strip(),
                                          path=revision.path, changes=review_file(revision.path)))
         return found
+
+
+def database_of(url) -> Database:
+    """The parts of a database URL devtool shows and compares (never the password)."""
+    return Database(backend=url.get_backend_name(), host=url.host, port=url.port, name=url.database,
+                    user=url.username)
+
+
+def current_revision(url) -> Optional[List[str]]:
+    """alembic_version of the database at `url` (no migrations folder needed); None when it cannot be read."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return sorted(MigrationContext.configure(connection).get_current_heads())
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
 
 
 def review_file(path: str):

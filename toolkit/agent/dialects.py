@@ -1,12 +1,14 @@
-"""What depends on the database engine inside the agent: the migration lock (so far)."""
+"""What depends on the database engine inside the agent: the migration lock, snapshot copies inside the
+database server, and how tools beside the backend reach the database."""
 
 from __future__ import annotations
 
 import time
+from typing import Dict, List, Optional, Tuple
 
-from .app import fail, log
+from .app import error_text, fail, first_line, log
 from .client import client_gone
-from .protocol import LOCK_KEY, ErrorCode
+from .protocol import COPY_PREFIX, LOCK_KEY, SNAPSHOT_MARK, ErrorCode
 
 
 class PostgresLock:
@@ -85,3 +87,265 @@ LOCKS = {"postgresql": PostgresLock}
 def migration_lock(session, deadline_seconds: float):
     """devtool's migration lock for the app's database: two devtool runs never interleave."""
     return LOCKS.get(session.database().backend, NoLock)(session, deadline_seconds)
+
+
+# ---------------------------------------------------------------------------------------------- snapshot copies
+
+IN_USE = "55006"  # object_in_use: other sessions are connected to the database
+NO_PRIVILEGE = "42501"  # insufficient_privilege
+NEW_PREFIX, OLD_PREFIX = "devtool_new_", "devtool_old_"  # a restore's fresh copy, and the database it replaced
+
+
+def _quoted(name: str) -> str:
+    return '"%s"' % name.replace('"', '""')
+
+
+def _literal(text: str) -> str:
+    return "'%s'" % text.replace("'", "''")
+
+
+def _sqlstate(exc: BaseException) -> Optional[str]:
+    original = getattr(exc, "orig", None) or exc
+    return getattr(original, "pgcode", None) or getattr(original, "sqlstate", None)
+
+
+class PostgresCopies:
+    """Snapshots inside the app's own Postgres server. CREATE DATABASE ... TEMPLATE copies the database's files
+    (about a second for 300 MB, where pg_dump takes several); a restore makes a fresh copy of the copy and swaps
+    it in by renaming, in one transaction, so the snapshot stays for the next restore. Needs CREATEDB and the
+    ownership of the app's database; without them, COPY_UNSUPPORTED tells the host to use pg_dump instead.
+
+    Statements run on a maintenance database (postgres, else template1) through the app's own driver, in
+    autocommit, on the raw DB-API cursor (DDL takes no parameters; names and comments are quoted here)."""
+
+    POLL = 0.2
+    STRATEGY = "FILE_COPY"  # Postgres 15+: copy the files (faster than WAL_LOG for a whole dev database)
+
+    def __init__(self, url, wait: float) -> None:
+        self.url, self.wait = url, wait
+        self.engine, self.connection = self._maintenance()
+        self.cursor = self.connection.cursor()
+        self.version = int(self._scalar("SHOW server_version_num"))
+        self.server_version = self._scalar("SHOW server_version")
+
+    def _maintenance(self):
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        problems = []
+        for name in ("postgres", "template1"):
+            engine = create_engine(self.url.set(database=name), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+            try:
+                return engine, engine.raw_connection()
+            except Exception as exc:
+                problems.append("%s: %s" % (name, first_line(exc)))
+                engine.dispose()
+        raise fail(ErrorCode.COPY_UNSUPPORTED, "devtool cannot connect to a maintenance database of the server "
+                   "(%s)." % "; ".join(problems))
+
+    def close(self) -> None:
+        try:
+            self.connection.close()
+        finally:
+            self.engine.dispose()
+
+    def __enter__(self) -> "PostgresCopies":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- statements
+    def _execute(self, sql: str, *params) -> None:
+        self.cursor.execute(sql, params) if params else self.cursor.execute(sql)
+
+    def _scalar(self, sql: str, *params):
+        self._execute(sql, *params)
+        row = self.cursor.fetchone()
+        return row[0] if row else None
+
+    def exists(self, name: str) -> bool:
+        return self._scalar("SELECT count(*) FROM pg_database WHERE datname = %s", name) == 1
+
+    def comment(self, name: str) -> Optional[str]:
+        return self._scalar("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                            name)
+
+    def size(self, name: str) -> int:
+        return int(self._scalar("SELECT pg_database_size(%s)", name) or 0)
+
+    def _strategy(self) -> str:
+        return " STRATEGY %s" % self.STRATEGY if self.version >= 150000 else ""
+
+    # -- waiting for the database to be free
+    def _close_connections(self, name: str) -> int:
+        """Terminate the other sessions on `name` (the app's pool reconnects); the ones this role may not
+        terminate are left, and named if they keep the copy from happening."""
+        self._execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", name)
+        closed = 0
+        for (pid,) in self.cursor.fetchall():
+            try:
+                closed += bool(self._scalar("SELECT pg_terminate_backend(%s)", pid))
+            except Exception:
+                pass
+        return closed
+
+    def _sessions(self, name: str) -> str:
+        self._execute("SELECT usename, application_name, client_addr FROM pg_stat_activity "
+                      "WHERE datname = %s AND pid <> pg_backend_pid()", name)
+        rows = self.cursor.fetchall()
+        described = ["user %s%s%s" % (r[0], ", %s" % r[1] if r[1] else "", ", from %s" % r[2] if r[2] else "")
+                     for r in rows[:3]]
+        return "%d session(s): %s" % (len(rows), "; ".join(described)) if rows else "no session any more"
+
+    def _wait_for_migrations(self, name: str, deadline: float) -> None:
+        """A devtool migration running on `name` finishes first (its advisory lock)."""
+        waiting = False
+        while self._scalar("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                           "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted AND d.datname = %s",
+                           LOCK_KEY, name):
+            if not waiting:
+                log("a migration is running on database %s; waiting up to %.0f s for it to finish"
+                    % (name, max(deadline - time.monotonic(), 0)))
+                waiting = True
+            self._stop_if_gone("waiting for a migration to finish")
+            if time.monotonic() > deadline:
+                raise fail(ErrorCode.SNAPSHOT_FAILED, "A migration of database %s was still running after %.0f s; "
+                           "nothing was changed." % (name, self.wait))
+            time.sleep(self.POLL)
+
+    def _stop_if_gone(self, doing: str) -> None:
+        if client_gone():
+            raise fail(ErrorCode.INTERRUPTED, "devtool went away while %s; nothing was changed." % doing)
+
+    def _while_in_use(self, name: str, statement, doing: str) -> int:
+        """Close the sessions on `name`, then run `statement()`; again while other sessions hold the database
+        (a pool reconnecting in between), until the deadline. The connections closed, in total."""
+        deadline = time.monotonic() + self.wait
+        closed, said = 0, False
+        while True:
+            self._wait_for_migrations(name, deadline)
+            self._stop_if_gone(doing)
+            closed += self._close_connections(name)
+            try:
+                statement()
+                return closed
+            except Exception as exc:
+                if _sqlstate(exc) == NO_PRIVILEGE:
+                    raise fail(ErrorCode.COPY_UNSUPPORTED, "The database server refused %s: %s" % (
+                        doing, first_line(exc)), error=error_text(exc))
+                if _sqlstate(exc) != IN_USE:
+                    raise fail(ErrorCode.SNAPSHOT_FAILED, "The database server refused %s: %s" % (
+                        doing, first_line(exc)), error=error_text(exc))
+                if time.monotonic() > deadline:
+                    raise fail(ErrorCode.SNAPSHOT_FAILED, "Database %s was still in use after %.0f s (%s) while %s;"
+                               " nothing was changed." % (name, self.wait, self._sessions(name), doing))
+                if not said:
+                    log("database %s is in use (%s); closing its connections again" % (name, self._sessions(name)))
+                    said = True
+                time.sleep(self.POLL)
+
+    # -- the three operations
+    def copy(self, source: str, target: str, comment: str) -> int:
+        """`target` becomes a copy of `source`, with `comment` on it; the connections closed for it."""
+        closed = self._while_in_use(source, lambda: self._execute("CREATE DATABASE %s TEMPLATE %s%s" % (
+            _quoted(target), _quoted(source), self._strategy())), "copying database %s" % source)
+        try:
+            self._execute("COMMENT ON DATABASE %s IS %s" % (_quoted(target), _literal(comment)))
+        except Exception:
+            self._execute("DROP DATABASE IF EXISTS %s" % _quoted(target))
+            raise
+        return closed
+
+    def restore(self, copy: str, target: str, token: str) -> int:
+        """`target` becomes a fresh copy of `copy`: made aside, then swapped in by two renames in one
+        transaction (all or nothing); the database it replaces is dropped. The connections closed for it."""
+        if not self.exists(copy) or not (self.comment(copy) or "").startswith(SNAPSHOT_MARK):
+            raise fail(ErrorCode.SNAPSHOT_MISSING, "The snapshot's copy %s is no longer on the database server "
+                       "(its volume was removed, or it was dropped by hand)." % copy)
+        fresh, replaced = NEW_PREFIX + token, OLD_PREFIX + token
+        owner = self._scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", target)
+        owner_clause = " OWNER %s" % _quoted(owner) if owner else ""
+        self._while_in_use(copy, lambda: self._execute("CREATE DATABASE %s TEMPLATE %s%s%s" % (
+            _quoted(fresh), _quoted(copy), owner_clause, self._strategy())), "copying the snapshot %s" % copy)
+        try:
+            self._stop_if_gone("restoring (before the swap)")
+
+            def swap() -> None:
+                try:
+                    self._execute("BEGIN")
+                    if owner:
+                        self._execute("ALTER DATABASE %s RENAME TO %s" % (_quoted(target), _quoted(replaced)))
+                    self._execute("ALTER DATABASE %s RENAME TO %s" % (_quoted(fresh), _quoted(target)))
+                    self._execute("COMMIT")
+                except Exception:
+                    self._execute("ROLLBACK")
+                    raise
+
+            closed = self._while_in_use(target, swap, "swapping the snapshot in for database %s" % target)
+        except BaseException:
+            self._execute("DROP DATABASE IF EXISTS %s" % _quoted(fresh))
+            raise
+        if owner:
+            try:
+                self._execute("DROP DATABASE IF EXISTS %s%s" % (_quoted(replaced),
+                                                                " WITH (FORCE)" if self.version >= 130000 else ""))
+            except Exception as exc:
+                log("could not drop %s (the data the restore replaced): %s" % (replaced, first_line(exc)))
+        return closed
+
+    def drop(self, names: List[str]) -> Tuple[List[str], List[str]]:
+        """Drop snapshot copies; a database devtool did not make (no prefix or no mark) is never dropped."""
+        dropped, missing = [], []
+        for name in names:
+            if not name.startswith(COPY_PREFIX):
+                raise fail(ErrorCode.SNAPSHOT_FAILED, "%s is not a devtool snapshot copy; not dropped." % name)
+            if not self.exists(name):
+                missing.append(name)
+                continue
+            if not (self.comment(name) or "").startswith(SNAPSHOT_MARK):
+                raise fail(ErrorCode.SNAPSHOT_FAILED, "Database %s does not carry devtool's snapshot mark; not "
+                           "dropped." % name)
+            try:
+                self._execute("DROP DATABASE %s" % _quoted(name))
+            except Exception as exc:
+                raise fail(ErrorCode.SNAPSHOT_FAILED, "Dropping snapshot copy %s failed: %s" % (
+                    name, first_line(exc)), error=error_text(exc))
+            dropped.append(name)
+        return dropped, missing
+
+
+def libpq_environment(url) -> Dict[str, str]:
+    """The libpq variables that reach the database as the app's URL does (pg_dump/pg_restore read them)."""
+    names = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
+             "options": "PGOPTIONS", "application_name": "PGAPPNAME", "connect_timeout": "PGCONNECT_TIMEOUT"}
+    env = {"PGHOST": url.host or "localhost", "PGPORT": str(url.port or 5432), "PGDATABASE": url.database or ""}
+    if url.username:
+        env["PGUSER"] = url.username
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    for key, value in (url.query or {}).items():
+        if key == "host":  # a unix socket folder, or host list
+            env["PGHOST"] = value if isinstance(value, str) else ",".join(value)
+        elif key in names:
+            env[names[key]] = value if isinstance(value, str) else value[0]
+    return env
+
+
+COPIES = {"postgresql": PostgresCopies}
+CONNECTIONS = {"postgresql": libpq_environment}
+
+
+def database_copies(url, wait: float):
+    """Snapshot copies on the app's database server; COPY_UNSUPPORTED where devtool has none for its engine."""
+    backend = url.get_backend_name()
+    if backend not in COPIES:
+        raise fail(ErrorCode.COPY_UNSUPPORTED, "devtool has no in-server copies for %s databases." % backend)
+    return COPIES[backend](url, wait)
+
+
+def connection_environment(url) -> Dict[str, str]:
+    backend = url.get_backend_name()
+    if backend not in CONNECTIONS:
+        raise fail(ErrorCode.SNAPSHOT_FAILED, "devtool cannot dump %s databases yet." % backend)
+    return CONNECTIONS[backend](url)

@@ -12,7 +12,8 @@ import sys
 from . import actions, server
 from .app import AgentError, error_text, first_line
 from .client import watch_client
-from .protocol import (CommandsRequest, DatabaseRequest, ErrorCode, Failure, FlaskRequest, MigrateRequest,
+from .protocol import (CommandsRequest, ConnectionRequest, CopyRequest, DatabaseRequest, DropCopiesRequest,
+                       ErrorCode, Failure, FlaskRequest, MigrateRequest, RestoreCopyRequest, RevisionsRequest,
                        StatusRequest, UpgradeRequest, decode_request, result_line)
 
 ACTIONS = {
@@ -22,6 +23,11 @@ ACTIONS = {
     FlaskRequest.action: actions.flask,  # streams and exits with flask's own code
     DatabaseRequest.action: actions.database,
     CommandsRequest.action: actions.db_commands,
+    CopyRequest.action: actions.snapshot_copy,
+    RestoreCopyRequest.action: actions.snapshot_restore,
+    DropCopiesRequest.action: actions.snapshot_drop,
+    ConnectionRequest.action: actions.connection,
+    RevisionsRequest.action: actions.revisions,
 }
 
 HOME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # /tmp/devtool-agent-<id>-<nonce>

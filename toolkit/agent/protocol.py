@@ -20,6 +20,8 @@ from typing import Any, Dict, List, Optional
 RESULT_MARK = "\x1edevtool-result "
 LOG_MARK = "devtool: "
 LOCK_KEY = 72731001  # the Postgres advisory lock every devtool migration takes
+COPY_PREFIX = "devtool_snap_"  # snapshot copies inside the database server: COPY_PREFIX + token
+SNAPSHOT_MARK = "devtool-snapshot "  # a copy's COMMENT: this mark, then the snapshot's metadata as JSON
 
 
 class Status:
@@ -52,6 +54,10 @@ class ErrorCode:
     LOCK_TIMEOUT = "lock_timeout"
     INTERRUPTED = "interrupted"  # devtool went away (Ctrl-C, killed): stopped at a revision boundary
     AGENT_FAILED = "agent_failed"  # anything unexpected: the exception's first line
+    COPY_UNSUPPORTED = "copy_unsupported"  # the server will not copy the database (privileges, engine): dump it
+    SNAPSHOT_MISSING = "snapshot_missing"  # the snapshot's copy is no longer on the database server
+    SNAPSHOT_MISMATCH = "snapshot_mismatch"  # the snapshot was taken from another database than the app's
+    SNAPSHOT_FAILED = "snapshot_failed"  # the server refused the copy, the restore or the drop
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -90,6 +96,19 @@ class Database:
     port: Optional[int] = None
     name: Optional[str] = None
     user: Optional[str] = None
+
+
+@dataclass
+class SnapshotDatabase:
+    """One database in a snapshot: the app's main database (bind None; later also each bind's). A snapshot
+    holds a list of them, so a project with several databases needs no new format."""
+
+    database: Database  # where it was taken from, as the backend sees it
+    bind: Optional[str] = None
+    copy: Optional[str] = None  # kind "copy": the database on the same server that holds the copy
+    revision: List[str] = field(default_factory=list)  # alembic_version when it was taken
+    size: int = 0  # bytes (the copy's database size, or the dump file's)
+    server_version: Optional[str] = None
 
 
 @dataclass
@@ -172,8 +191,54 @@ class CommandsRequest(Request):
     action = "db_commands"
 
 
+@dataclass
+class CopyRequest(Request):
+    """A snapshot inside the app's database server: each database copied (CREATE DATABASE ... TEMPLATE) into
+    `<prefix><token>`, the connections the copy needs closed are closed; `comment` goes on each copy."""
+
+    action = "snapshot_copy"
+    token: str = ""
+    comment: str = ""
+    wait: float = 60.0  # seconds to wait for connections to close and for a running migration
+
+
+@dataclass
+class RestoreCopyRequest(Request):
+    """Put each database back from its copy: a fresh copy of the copy, swapped in by renaming."""
+
+    action = "snapshot_restore"
+    databases: List[SnapshotDatabase] = field(default_factory=list)
+    token: str = ""
+    wait: float = 60.0
+
+
+@dataclass
+class DropCopiesRequest(Request):
+    """Drop snapshot copies from the app's database server (only databases devtool made)."""
+
+    action = "snapshot_drop"
+    copies: List[str] = field(default_factory=list)
+
+
+@dataclass
+class ConnectionRequest(Request):
+    """How to reach the app's database as the backend does (for pg_dump and pg_restore beside it)."""
+
+    action = "connection"
+    database: Optional[str] = None  # another database on the same server (a snapshot's copy)
+
+
+@dataclass
+class RevisionsRequest(Request):
+    """Which of `revisions` this checkout's migrations lack."""
+
+    action = "revisions"
+    revisions: List[str] = field(default_factory=list)
+
+
 REQUESTS = {cls.action: cls for cls in (MigrateRequest, UpgradeRequest, StatusRequest, FlaskRequest,
-                                        DatabaseRequest, CommandsRequest)}
+                                        DatabaseRequest, CommandsRequest, CopyRequest, RestoreCopyRequest,
+                                        DropCopiesRequest, ConnectionRequest, RevisionsRequest)}
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -218,6 +283,32 @@ class CommandsResult:
 
 
 @dataclass
+class CopyResult:
+    databases: List[SnapshotDatabase]
+    closed: int = 0  # connections to the app's database that were closed for the copy
+
+
+@dataclass
+class DropResult:
+    dropped: List[str] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)  # no longer on the server
+
+
+@dataclass
+class ConnectionResult:
+    database: Database
+    environment: Dict[str, str]  # libpq variables (PGHOST, PGPASSWORD, ...): a secret, never printed
+    revision: Optional[List[str]] = None  # alembic_version of that database; None: it could not be read
+    server_version: Optional[str] = None
+
+
+@dataclass
+class RevisionsResult:
+    unknown: List[str]
+    heads: List[str]
+
+
+@dataclass
 class Failure:
     """Why a request failed; the fields past `message` are filled where they apply."""
 
@@ -234,7 +325,9 @@ class Failure:
 
 
 RESULTS = {MigrateRequest: MigrationResult, UpgradeRequest: MigrationResult, StatusRequest: StatusResult,
-           DatabaseRequest: Database, CommandsRequest: CommandsResult}
+           DatabaseRequest: Database, CommandsRequest: CommandsResult, CopyRequest: CopyResult,
+           RestoreCopyRequest: CopyResult, DropCopiesRequest: DropResult, ConnectionRequest: ConnectionResult,
+           RevisionsRequest: RevisionsResult}
 
 
 # ---------------------------------------------------------------------------------------------- JSON

@@ -118,7 +118,7 @@ def _register() -> None:
     app.command("doctor", help=doctor.__doc__)(doctor.command)
     app.command("setup", help=setup.__doc__)(setup.command)
     app.command("check", help=check.__doc__)(check.command)
-    app.command("snapshot", help=snapshot.__doc__)(snapshot.command)
+    app.add_typer(snapshot.app, name="snapshot", help=snapshot.__doc__)
     app.command("restore", help=restore.__doc__)(restore.command)
     app.command("config", help=config.__doc__)(config.command)
     app.command("new", help=new.__doc__)(new.command)

@@ -15,6 +15,8 @@ def command(
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply destructive/risky revisions without asking."),
     fix_imports: bool = typer.Option(False, "--fix-imports", help="Add missing model imports to init_app."),
     merge: bool = typer.Option(False, "--merge", help="Merge multiple heads before generating."),
+    no_snapshot: bool = typer.Option(False, "--no-snapshot", help="Apply destructive changes without a snapshot "
+                                                                  "first (when none can be taken)."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     from dataclasses import asdict
@@ -29,7 +31,7 @@ def command(
         return out.confirm("Apply it?")
 
     result = migrations.migrate(ctx.obj, message, upgrade=not no_upgrade, yes=yes, fix_imports=fix_imports,
-                                merge=merge, confirm=confirm)
+                                merge=merge, confirm=confirm, snapshot=not no_snapshot)
     out.emit({"ok": True, **asdict(result)}, lambda: render(out, result))
 
 

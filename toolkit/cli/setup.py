@@ -1,13 +1,21 @@
-"""Onboarding in one command: check the machine, start the stack, migrate to head, show the result.
+"""Onboarding in one command: check the machine, start the stack, migrate to head, show the result; with
+--from FILE, load a teammate's data (a `devtool snapshot export` file) before migrating.
 
-Example: devtool setup
+Example: devtool setup --from ~/shop-data.dump
 """
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
 def command(ctx: typer.Context,
-            yes: bool = typer.Option(False, "--yes", "-y", help="Apply destructive pending revisions without asking.")):
+            yes: bool = typer.Option(False, "--yes", "-y", help="Apply destructive pending revisions without asking."),
+            data: Optional[Path] = typer.Option(None, "--from", help="Load this snapshot file first (from `devtool "
+                                                                     "snapshot export`)."),
+            no_snapshot: bool = typer.Option(False, "--no-snapshot", help="Apply destructive pending revisions "
+                                                                          "without a snapshot first.")):
     from toolkit.cli.doctor import render
     from toolkit.cli.migrate import show_review
     from toolkit.setup import setup
@@ -18,7 +26,7 @@ def command(ctx: typer.Context,
         show_review(out, result)
         return out.confirm("Apply them?")
 
-    checks = setup(ctx.obj, yes=yes, confirm=confirm)
+    checks = setup(ctx.obj, yes=yes, confirm=confirm, snapshot=not no_snapshot, data=data)
     render(out, checks)
     out.success(f"Ready: {ctx.obj.project.name} is up and migrated. Next: edit a model, then "
                 f'`devtool migrate "describe it"`.')

@@ -1,5 +1,7 @@
-"""What depends on the database engine, behind one interface: how a snapshot is taken and restored (and, as
-they come, the migration lock, enum handling, which lint rules apply, how a failed revision is reported).
+"""What depends on the database engine, behind one interface: portable dumps (taken, restored and read by
+tools of a matching version that reach the database as the backend does) and, as they come, enum handling,
+which lint rules apply, how a failed revision is reported. Fast snapshots (copies inside the database server)
+are the agent's (agent/dialects.py): it holds the app's own connection.
 
 `for_database` picks the dialect from the agent's Database (the app's URL scheme); nothing else in devtool
 asks which database it is.
@@ -7,25 +9,15 @@ asks which database it is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING
 
+from toolkit.dialects.base import Dialect, DumpInfo, Dumps
 from toolkit.errors import DevtoolError, ExitCode
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from toolkit.agent.protocol import Database
-    from toolkit.context import Context
 
-
-class Dialect(Protocol):
-    name: str
-
-    def dump(self, ctx: Context, database: Database, into: BinaryIO) -> None:
-        """Write a dump of the app's database to `into`; raise DevtoolError on failure."""
-
-    def restore(self, ctx: Context, database: Database, dump: Path) -> None:
-        """Put the database back exactly as in `dump`, in one step that either happens whole or not at all."""
+__all__ = ["Dialect", "DumpInfo", "Dumps", "for_database"]
 
 
 def for_database(database: Database) -> Dialect:

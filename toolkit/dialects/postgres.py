@@ -1,34 +1,113 @@
-"""PostgreSQL: pg_dump / pg_restore in the database service's container."""
+"""PostgreSQL: portable dumps with pg_dump / pg_restore of the server's major version, in a throw-away container
+that shares the backend's network (so any Postgres the backend reaches, inside the project or not), connected
+with the backend's own URL (its password travels in the container's environment, never in output)."""
 
 from __future__ import annotations
 
-import io
-import tarfile
+import contextlib
+import json
+import re
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
-from toolkit.engine import exec_stream
+from toolkit.agent.protocol import SNAPSHOT_MARK
+from toolkit.dialects.base import DumpInfo
+from toolkit.engine import ensure_image
 from toolkit.errors import DevtoolError, ExitCode
-from toolkit.stack import service_container
+from toolkit.masking import masker
 
 if TYPE_CHECKING:
-    from toolkit.agent.protocol import Database
+    from toolkit.agent.protocol import ConnectionResult
     from toolkit.context import Context
+    from toolkit.engine import Sidecar
 
-# Drop everything in the schema first so tables created after the snapshot go too; all in one transaction.
-RESTORE_SCRIPT = (
-    'set -e; { echo "BEGIN;"; echo "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;"; '
-    'pg_restore --no-owner --no-privileges -f - "$1"; echo "COMMIT;"; } '
-    '| psql -X -q -v ON_ERROR_STOP=1 -U "$2" -d "$3" >/dev/null'
-)
+# Exactly as in the dump, in one transaction: the schemas this role owns (public included) are dropped first,
+# so tables made since the dump go too. pg_restore failing half-way means ROLLBACK, and a marker file says so.
+RESTORE_SCRIPT = r"""
+set -e
+dump="$1"
+rm -f "$dump.failed"
+{
+  echo "BEGIN;"
+  echo "DO \$devtool\$ DECLARE s name; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND nspname NOT LIKE 'pg\_%' AND nspname NOT IN ('information_schema', 'public') LOOP EXECUTE format('DROP SCHEMA %I CASCADE', s); END LOOP; END \$devtool\$;"
+  echo "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;"
+  if pg_restore --no-owner --no-privileges -f - "$dump"; then echo "COMMIT;"; else touch "$dump.failed"; echo "ROLLBACK;"; fi
+} | psql -X -q -v ON_ERROR_STOP=1 >/dev/null
+test ! -e "$dump.failed"
+"""
+
+# What a dump says about itself, in sections: its header, devtool's COMMENT on the database, alembic_version.
+READ_SCRIPT = r"""
+set -e
+dump="$1"
+pg_restore -l "$dump" > "$dump.list"
+echo "@@header"; cat "$dump.list"
+echo "@@comment"
+pg_restore -C -l "$dump" | grep "COMMENT - DATABASE" > "$dump.comment" || true
+if [ -s "$dump.comment" ]; then pg_restore -C -L "$dump.comment" -f - "$dump"; fi
+echo "@@revision"
+if grep -q "TABLE DATA [^ ]* alembic_version " "$dump.list"; then pg_restore -a -t alembic_version -f - "$dump"; else echo "(none)"; fi
+"""
+
+
+def major(server_version: str | None) -> str | None:
+    """"15.4 (Debian ...)" -> "15"; "9.6.24" -> "9.6"."""
+    found = re.match(r"(\d+)(?:\.(\d+))?", server_version or "")
+    if not found:
+        return None
+    return found.group(1) if int(found.group(1)) >= 10 else f"{found.group(1)}.{found.group(2)}"
 
 
 class Postgres:
     name = "postgresql"
 
-    def dump(self, ctx: Context, database: Database, into: BinaryIO) -> None:
-        container = service_container(ctx, ctx.services.db(database))
-        user, dbname, env = _credentials(container, database)
+    @contextlib.contextmanager
+    def dumps(self, ctx: Context, connection: ConnectionResult) -> Iterator[PostgresDumps]:
+        masker.learn_environment(connection.environment)
+        image = self.tools_image(ctx, connection)
+        with ctx.target.sidecar(image, connection.environment) as sidecar:
+            yield PostgresDumps(sidecar, connection, image)
+
+    def tools_image(self, ctx: Context, connection: ConnectionResult) -> str:
+        """pg_dump must be at least the server's version: the configured image, else the image of the
+        project's service that runs this server, else postgres:<the server's major version>."""
+        configured = ctx.settings.snapshot_image
+        image = configured or _service_image(ctx, connection) or f"postgres:{major(connection.server_version)}"
+        problem = ensure_image(ctx.client, image)
+        if problem:
+            database = connection.database
+            raise DevtoolError(
+                f"No pg_dump for database {database.name} on {database.host}:{database.port} (Postgres "
+                f"{major(connection.server_version)}): {problem}.", exit_code=ExitCode.SNAPSHOT_FAILED,
+                hint="Make an image with pg_dump of that version available (`docker pull`), or name one with "
+                     "snapshot_image in [tool.devtool] (or DEVTOOL_SNAPSHOT_IMAGE).")
+        return image
+
+
+def _service_image(ctx: Context, connection: ConnectionResult) -> str | None:
+    """The image the project's own database service runs (its pg_dump matches the server)."""
+    from toolkit.engine import service_containers
+
+    service = ctx.services.db_if_known(connection.database)
+    if service is None:
+        return None
+    running = [c for c in service_containers(ctx.containers(), service) if c.status == "running"]
+    return running[0].image.id if running else None
+
+
+class PostgresDumps:
+    def __init__(self, sidecar: Sidecar, connection: ConnectionResult, image: str) -> None:
+        self.sidecar, self.connection, self.image = sidecar, connection, image
+        self.database = connection.database
+
+    def _fail(self, what: str, errors: bytes | bytearray, code: int) -> DevtoolError:
+        detail = bytes(errors).decode(errors="replace").strip()
+        return DevtoolError(f"{what} failed for database {self.database.name} on {self.database.host}:"
+                            f"{self.database.port} (exit code {code}, {self.image}).", detail=detail or None,
+                            exit_code=ExitCode.SNAPSHOT_FAILED)
+
+    def dump(self, into: BinaryIO) -> None:
         errors = bytearray()
 
         def write(out: bytes | None, err: bytes | None) -> None:
@@ -37,33 +116,74 @@ class Postgres:
             if err:
                 errors.extend(err)
 
-        code = exec_stream(ctx.client, container.id, ["pg_dump", "-Fc", "-U", user, "-d", dbname],
-                           on_output=write, environment=env)
+        code = self.sidecar.run(["pg_dump", "-Fc"], write)
         if code != 0:
-            raise DevtoolError(f"pg_dump failed (exit code {code}).", detail=errors.decode(errors="replace") or None,
-                               exit_code=ExitCode.SNAPSHOT_FAILED)
+            raise self._fail("pg_dump", errors, code)
 
-    def restore(self, ctx: Context, database: Database, dump: Path) -> None:
-        container = service_container(ctx, ctx.services.db(database))
-        user, dbname, env = _credentials(container, database)
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            tar.add(str(dump), arcname="devtool-restore.dump")
-        container.put_archive("/tmp", archive.getvalue())
+    def _put(self, dump: Path) -> str:
+        return self.sidecar.put(dump, f"devtool-{uuid.uuid4().hex[:8]}.dump")
+
+    def restore(self, dump: Path) -> None:
+        inside = self._put(dump)
         errors = bytearray()
-        code = exec_stream(ctx.client, container.id,
-                           ["sh", "-c", RESTORE_SCRIPT, "restore", "/tmp/devtool-restore.dump", user, dbname],
-                           on_output=lambda out, err: errors.extend(err or b""), environment=env)
-        exec_stream(ctx.client, container.id, ["rm", "-f", "/tmp/devtool-restore.dump"], on_output=lambda o, e: None)
+        code = self.sidecar.run(["sh", "-c", RESTORE_SCRIPT, "restore", inside],
+                                lambda out, err: errors.extend(err or b""))
         if code != 0:
-            raise DevtoolError(f"Restoring {dump.stem} failed; the database was left as it was.",
-                               detail=errors.decode(errors="replace").strip() or None,
+            raise DevtoolError(f"Restoring {dump.name} into database {self.database.name} failed; the database was "
+                               f"left as it was.", detail=bytes(errors).decode(errors="replace").strip() or None,
                                exit_code=ExitCode.SNAPSHOT_FAILED)
 
+    def read(self, dump: Path) -> DumpInfo:
+        inside = self._put(dump)
+        output, errors = bytearray(), bytearray()
 
-def _credentials(container: Any, database: Database) -> tuple[str, str, dict[str, str]]:
-    env = dict(e.split("=", 1) for e in container.attrs.get("Config", {}).get("Env") or [] if "=" in e)
-    user = database.user or env.get("POSTGRES_USER", "postgres")
-    name = database.name or env.get("POSTGRES_DB", user)
-    extra = {"PGPASSWORD": env["POSTGRES_PASSWORD"]} if env.get("POSTGRES_PASSWORD") else {}
-    return user, name, extra
+        def collect(out: bytes | None, err: bytes | None) -> None:
+            output.extend(out or b"")
+            errors.extend(err or b"")
+
+        code = self.sidecar.run(["sh", "-c", READ_SCRIPT, "read", inside], collect)
+        if code != 0:
+            raise DevtoolError(f"{dump} is not a dump pg_restore can read (pg_restore of {self.image}).",
+                               detail=bytes(errors).decode(errors="replace").strip() or None,
+                               exit_code=ExitCode.SNAPSHOT_FAILED,
+                               hint="Export snapshots with `devtool snapshot export NAME FILE` (or `pg_dump -Fc`).")
+        return parse_read_output(output.decode("utf-8", "replace"))
+
+
+def parse_read_output(text: str) -> DumpInfo:
+    """READ_SCRIPT's output -> DumpInfo (pure; tested without the engine)."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("@@"):
+            current = sections.setdefault(line[2:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    header = "\n".join(sections.get("header", []))
+    version = re.search(r"Dumped from database version: (.+)", header)
+    tables = re.findall(r"^\d+; \d+ \d+ TABLE \S+ (\S+) ", header, re.M)
+    metadata = None
+    comment = re.search(r"COMMENT ON DATABASE .+? IS '(.*)';\s*$", "\n".join(sections.get("comment", [])), re.M)
+    if comment:
+        text_value = comment.group(1).replace("''", "'")
+        if text_value.startswith(SNAPSHOT_MARK):
+            try:
+                metadata = json.loads(text_value[len(SNAPSHOT_MARK):])
+            except ValueError:
+                metadata = None
+    revision: list[str] | None = None
+    lines = sections.get("revision", [])
+    if lines != ["(none)"]:
+        revision, inside = [], False
+        for line in lines:
+            if line.startswith("COPY ") and "alembic_version" in line:
+                inside = True
+            elif inside and line == "\\.":
+                inside = False
+            elif inside and line.strip():
+                revision.append(line.strip())
+        revision.sort()
+    return DumpInfo(revision=revision, server_version=version.group(1).strip() if version else None,
+                    metadata=metadata, tables=tables)
+
+

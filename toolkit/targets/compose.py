@@ -3,9 +3,11 @@ agent in it, and the host paths behind its bind mounts. Resolved once per comman
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 from toolkit import stack
+from toolkit.engine import SIDECAR_LABEL, Sidecar, sidecar
 from toolkit.masking import masker
 from toolkit.protocol import Agent
 
@@ -36,3 +38,11 @@ class ComposeTarget:
         if best is None:
             return path
         return best[1].rstrip("/") + path[len(best[0]):]
+
+    @contextlib.contextmanager
+    def sidecar(self, image: str, environment: dict[str, str]) -> Iterator[Sidecar]:
+        """A throw-away container of `image` that reaches exactly what the backend reaches (it shares the
+        backend container's network: a database outside the project included); removed afterwards."""
+        with sidecar(self.ctx.client, image, beside=self.backend().id, environment=environment,
+                     labels={SIDECAR_LABEL: self.ctx.project.name}) as container:
+            yield container

@@ -1,0 +1,43 @@
+"""The dialect interface: what every database engine gives devtool (see toolkit/dialects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, BinaryIO, ContextManager, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from toolkit.agent.protocol import ConnectionResult
+    from toolkit.context import Context
+
+
+@dataclass
+class DumpInfo:
+    """What a dump file says about itself."""
+
+    revision: list[str] | None  # its alembic_version rows; None: it has no alembic_version table
+    server_version: str | None  # the server it was dumped from ("15.4 (Debian ...)")
+    metadata: dict | None = None  # devtool's own metadata, when devtool exported it
+    tables: list[str] = field(default_factory=list)
+
+
+class Dumps(Protocol):
+    """Dump tools next to the backend, for one database (the ConnectionResult's)."""
+
+    def dump(self, into: BinaryIO) -> None:
+        """Write a portable dump of the database to `into`; raise DevtoolError on failure."""
+
+    def restore(self, dump: Path) -> None:
+        """Put the database back exactly as in `dump`, in one step that either happens whole or not at all."""
+
+    def read(self, dump: Path) -> DumpInfo:
+        """What the dump holds: revision, server version, devtool's metadata; DevtoolError if it is no dump."""
+
+
+class Dialect(Protocol):
+    name: str
+
+    def dumps(self, ctx: Context, connection: ConnectionResult) -> ContextManager[Dumps]:
+        """Tools of a version that matches the server, reaching it as the backend does, for one command."""
+
