@@ -17,6 +17,9 @@ def create_app(test_config=None):
             "DATABASE_URL", "postgresql://devtool:devtool@db:5432/devtool"
         ),
         SQLALCHEMY_TRACK_MODIFICATIONS=False,
+        # A pooled connection the server closed (a database restart, `devtool snapshot` / `restore`) is
+        # replaced before use instead of failing the next request.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
     )
     if test_config:
         app.config.update(test_config)
