@@ -12,6 +12,8 @@ import subprocess
 
 import pytest
 
+from conftest import fingerprint
+
 pytestmark = pytest.mark.docker
 
 FIXTURE_SQL = """
@@ -25,17 +27,6 @@ INSERT INTO items (user_id, label, payload, price, blob)
 SELECT nextval('tickets'), nextval('tickets');
 """
 CLEAN_SQL = "DROP TABLE IF EXISTS items, scratch; DROP SEQUENCE IF EXISTS tickets; TRUNCATE users RESTART IDENTITY"
-
-
-def fingerprint(stack) -> dict:
-    """Every table's row count and a checksum of its rows, every sequence's position: what a restore must give."""
-    tables = stack.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").split()
-    sequences = stack.psql("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' ORDER BY 1").split()
-    parts = [f"SELECT 'table {t}', count(*) || ' ' || md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) "
-             f"FROM public.\"{t}\" x" for t in tables]
-    parts += [f"SELECT 'sequence {s}', last_value || ' ' || is_called FROM public.\"{s}\"" for s in sequences]
-    rows = stack.psql(" UNION ALL ".join(parts)).splitlines()
-    return dict(row.split("|", 1) for row in rows)
 
 
 def mutate(stack) -> None:
