@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, ContextManager, Protocol
 
 if TYPE_CHECKING:
@@ -19,7 +19,6 @@ class DumpInfo:
     revision: list[str] | None  # its alembic_version rows; None: it has no alembic_version table
     server_version: str | None  # the server it was dumped from ("15.4 (Debian ...)")
     metadata: dict | None = None  # devtool's own metadata, when devtool exported it
-    tables: list[str] = field(default_factory=list)
 
 
 class Dumps(Protocol):

@@ -161,7 +161,6 @@ def parse_read_output(text: str) -> DumpInfo:
             current.append(line)
     header = "\n".join(sections.get("header", []))
     version = re.search(r"Dumped from database version: (.+)", header)
-    tables = re.findall(r"^\d+; \d+ \d+ TABLE \S+ (\S+) ", header, re.M)
     metadata = None
     comment = re.search(r"COMMENT ON DATABASE .+? IS '(.*)';\s*$", "\n".join(sections.get("comment", [])), re.M)
     if comment:
@@ -184,6 +183,6 @@ def parse_read_output(text: str) -> DumpInfo:
                 revision.append(line.strip())
         revision.sort()
     return DumpInfo(revision=revision, server_version=version.group(1).strip() if version else None,
-                    metadata=metadata, tables=tables)
+                    metadata=metadata)
 
 
