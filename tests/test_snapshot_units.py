@@ -4,11 +4,17 @@ which snapshots `down --volumes` deletes, and `snapshot list --all` / `prune --o
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pytest
 
-from conftest import run_devtool
+
+
+def devtool(*args: str, env: dict | None = None):
+    """devtool in this process (no engine needed): exit code and output, like a user's run."""
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "200", **(env or {})})
 
 READ_OUTPUT = """@@header
 ;
@@ -134,25 +140,22 @@ def test_list_all_and_prune_orphans(tmp_path):
             "databases": [{"database": {"backend": "postgresql", "name": "shop"}, "revision": ["abc"], "size": 5}]}))
     env = {"XDG_STATE_HOME": str(tmp_path / "state")}
 
-    listed = run_devtool("snapshot", "list", "--all", "--json", cwd=tmp_path, env=env)
-    assert listed.returncode == 0, listed.stderr
+    listed = devtool("snapshot", "list", "--all", "--json", env=env)
+    assert listed.exit_code == 0, listed.output
     projects = {p["project"]: p for p in json.loads(listed.stdout)}
     assert projects["alive"]["exists"] is True and projects["gone"]["exists"] is False
     assert [s["name"] for s in projects["gone"]["snapshots"]] == ["s1"]
-    table = run_devtool("snapshot", "list", "--all", cwd=tmp_path, env=env)
+    table = devtool("snapshot", "list", "--all", env=env)
     assert "directory gone: `devtool snapshot prune --orphans` removes this" in table.stdout
 
-    pruned = run_devtool("snapshot", "prune", "--orphans", cwd=tmp_path, env=env)
-    assert pruned.returncode == 0, pruned.stderr
+    pruned = devtool("snapshot", "prune", "--orphans", env=env)
+    assert pruned.exit_code == 0, pruned.output
     assert f"gone ({tmp_path / 'deleted'})" in pruned.stdout
     assert not (state / "gone-0987654321").exists()
     assert (state / "alive-1234567890" / "snapshots" / "s1.dump").is_file()
 
 
-def test_every_snapshot_subcommand_has_help_with_an_example():
-    from conftest import run_devtool_each
-
-    subcommands = ["take", "list", "delete", "prune", "export", "import"]
-    results = run_devtool_each([["snapshot", sub, "--help"] for sub in subcommands], cwd=Path.cwd())
-    for sub, result in zip(subcommands, results):
-        assert result.returncode == 0 and "Example" in result.stdout, sub
+@pytest.mark.parametrize("subcommand", ["take", "list", "delete", "prune", "export", "import"])
+def test_every_snapshot_subcommand_has_help_with_an_example(subcommand):
+    result = devtool("snapshot", subcommand, "--help")
+    assert result.exit_code == 0 and "Example" in result.output
