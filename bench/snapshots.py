@@ -109,8 +109,9 @@ class Bench:
                   f"created timestamptz DEFAULT now()); "
                   f"INSERT INTO {TABLE} (email, payload) SELECT 'user' || g || '@example.com', repeat(md5(g::text), 2) "
                   f"FROM generate_series(1, {self.args.rows}) g; CREATE INDEX ON {TABLE} (email); "
-                  f"INSERT INTO users (email) SELECT 'u' || g || '@example.com' FROM generate_series(1, 1000) g; "
-                  f"VACUUM ANALYZE; CHECKPOINT")
+                  f"INSERT INTO users (email) SELECT 'u' || g || '@example.com' FROM generate_series(1, 1000) g")
+        self.psql("VACUUM ANALYZE")
+        self.psql("CHECKPOINT")
         self.size = int(self.psql("SELECT pg_database_size('devtool')"))
         log(f"database devtool: {self.size / 2**20:.0f} MB")
 
