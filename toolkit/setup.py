@@ -43,6 +43,9 @@ def setup(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapshot
         if failed is not None:
             raise _stop_at(failed, error.exit_code) from None
         raise
+    if result.snapshot:
+        ctx.out.info(f"Snapshot {result.snapshot['name']} taken before applying; `devtool restore --latest` brings "
+                     f"the data back.")
     ctx.out.success(f"Database at head ({', '.join(result.current_after) or 'base'}); "
                     f"{len(result.applied)} revision(s) applied.")
     checks = run_checks(ctx)

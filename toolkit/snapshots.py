@@ -248,7 +248,7 @@ def take(ctx: Context, name: str | None = None, *, reason: str = "manual", datab
         except DevtoolError as exc:
             if exc.data.get("code") != ErrorCode.COPY_UNSUPPORTED:
                 raise
-            ctx.out.info(f"{exc.message} Taking a pg_dump instead (slower).")
+            ctx.out.info(f"{exc.message.rstrip('.')}; taking a pg_dump instead (slower).")
             _dump(ctx, snapshot, copy_refused=exc.message)
     snapshot.size = sum(d.size for d in snapshot.databases)
     snapshot.seconds = round(time.monotonic() - started, 3)
@@ -279,8 +279,10 @@ def _dump(ctx: Context, snapshot: Snapshot, *, copy_refused: str) -> None:
     except DevtoolError as exc:
         partial.unlink(missing_ok=True)
         raise DevtoolError(f"Cannot snapshot database {database.name} on {database.host}:{database.port}: "
-                           f"{copy_refused.rstrip('.')}, and {exc.message[:1].lower()}{exc.message[1:]}",
-                           detail=exc.detail, hint=exc.hint, exit_code=ExitCode.SNAPSHOT_FAILED) from None
+                           f"{_lower(copy_refused.rstrip('.'))}, and {_lower(exc.message)}",
+                           detail=exc.detail, exit_code=ExitCode.SNAPSHOT_FAILED,
+                           hint="Grant the app's role CREATEDB and the ownership of its database (fast copies), or: "
+                                + _lower(exc.hint or "fix the cause above.")) from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -288,6 +290,11 @@ def _dump(ctx: Context, snapshot: Snapshot, *, copy_refused: str) -> None:
     snapshot.kind, snapshot.path = DUMP, str(file)
     snapshot.databases = [SnapshotDatabase(database=database, revision=connection.revision or [],
                                            size=file.stat().st_size, server_version=connection.server_version)]
+
+
+def _lower(message: str) -> str:
+    """A message continued inside a sentence."""
+    return message[:1].lower() + message[1:]
 
 
 # ---------------------------------------------------------------------------------------------- restore

@@ -60,6 +60,9 @@ def render(out, result) -> None:
         out.success(f"Merged heads into {result.merged.id}.")
     for revision in result.upgraded_first:
         out.info(f"The database was behind: applied {revision.id} ({revision.message}) first.")
+    if result.snapshot:
+        out.info(f"Snapshot {result.snapshot['name']} ({result.snapshot['kind']}) taken before applying; "
+                 f"`devtool restore --latest` brings the data back.")
     if result.revision is None:
         out.success(f"No schema changes detected; no revision written. Database at "
                     f"{', '.join(result.current_after) or 'base'}.")
@@ -74,9 +77,6 @@ def render(out, result) -> None:
     out.show(table)
     revision = result.revision
     out.info(f"Revision {revision.id}: {revision.host_path}")
-    if result.snapshot:
-        out.info(f"Snapshot {result.snapshot['name']} taken before applying; "
-                 f"`devtool restore --latest` brings the data back.")
     if result.status == Status.GENERATED:
         out.success(f"Revision {revision.id} written (not applied: --no-upgrade). Apply with `devtool db upgrade`.")
     else:

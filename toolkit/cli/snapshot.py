@@ -27,6 +27,7 @@ JSON = typer.Option(False, "--json", help="Print the result as JSON.")
 
 @app.callback()
 def snapshot(ctx: typer.Context, json_output: bool = JSON):
+    _out(ctx, json_output)  # `devtool snapshot --json NAME` too
     if ctx.invoked_subcommand is None:
         take(ctx, None, json_output)
 
