@@ -59,7 +59,7 @@ class Snapshot:
     databases: List[SnapshotDatabase] = field(default_factory=list)
     size: int = 0  # bytes, all databases
     seconds: float = 0.0  # how long taking it took
-    path: Optional[str] = None  # DUMP: the file
+    path: Optional[str] = None  # DUMP: the main database's file (each database's: databases[].file)
     db_service: Optional[str] = None  # the project's service running the server (None: a server outside it)
     devtool: str = __version__
     format: int = FORMAT
@@ -94,7 +94,8 @@ class Snapshot:
                     "project": data.get("project", ""), "service": None, "size": data.get("size", 0),
                     "seconds": data.get("seconds", 0.0), "path": data.get("path"), "devtool": "0.1",
                     "databases": [{"database": {"backend": "postgresql", "name": data.get("database")},
-                                   "revision": data.get("revision") or [], "size": data.get("size", 0)}]}
+                                   "revision": data.get("revision") or [], "size": data.get("size", 0),
+                                   "file": data.get("path")}]}
         return decode(cls, data)
 
 
@@ -288,7 +289,7 @@ def _dump(ctx: Context, snapshot: Snapshot, *, copy_refused: str) -> None:
         raise
     partial.rename(file)
     snapshot.kind, snapshot.path = DUMP, str(file)
-    snapshot.databases = [SnapshotDatabase(database=database, revision=connection.revision or [],
+    snapshot.databases = [SnapshotDatabase(database=database, revision=connection.revision or [], file=str(file),
                                            size=file.stat().st_size, server_version=connection.server_version)]
 
 
@@ -362,8 +363,8 @@ def _remove(ctx: Context, snapshots: list[Snapshot]) -> None:
 
 def forget(ctx: Context, snapshot: Snapshot) -> None:
     """Remove a snapshot's files on this machine (its copy on the server is not touched)."""
-    if snapshot.path:
-        Path(snapshot.path).unlink(missing_ok=True)
+    for file in {snapshot.path, *(d.file for d in snapshot.databases)} - {None}:
+        Path(file).unlink(missing_ok=True)
     _meta_file(ctx, snapshot).unlink(missing_ok=True)
 
 
@@ -488,7 +489,7 @@ def import_file(ctx: Context, file: Path, name: str | None = None, *,
         project=ctx.project.name, service=service, path=str(target), sha256=digest,
         db_service=ctx.services.db_if_known(connection.database),
         origin={**metadata, "file": str(file), "server_version": info.server_version},
-        databases=[SnapshotDatabase(database=connection.database, revision=info.revision or [],
+        databases=[SnapshotDatabase(database=connection.database, revision=info.revision or [], file=str(target),
                                     size=target.stat().st_size, server_version=info.server_version)])
     snapshot.size = snapshot.databases[0].size
     _write(ctx, snapshot)

@@ -106,6 +106,7 @@ class SnapshotDatabase:
     database: Database  # where it was taken from, as the backend sees it
     bind: Optional[str] = None
     copy: Optional[str] = None  # kind "copy": the database on the same server that holds the copy
+    file: Optional[str] = None  # kind "dump": its dump file on the host
     revision: List[str] = field(default_factory=list)  # alembic_version when it was taken
     size: int = 0  # bytes (the copy's database size, or the dump file's)
     server_version: Optional[str] = None
