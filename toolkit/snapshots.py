@@ -255,7 +255,10 @@ def take(ctx: Context, name: str | None = None, *, reason: str = "manual", datab
     snapshot.seconds = round(time.monotonic() - started, 3)
     snapshot.db_service = ctx.services.db_if_known(snapshot.main.database) if snapshot.main else None
     _write(ctx, snapshot)
-    prune(ctx)
+    try:
+        prune(ctx)
+    except DevtoolError as exc:  # the snapshot is taken: a failed clean-up must not stop what it protects
+        ctx.out.warn(f"Snapshot {name} is taken, but older ones could not be pruned: {exc.message}")
     return snapshot
 
 

@@ -176,7 +176,7 @@ def _render(out, title: str, found: list) -> None:
 
     table = Table(title=title, title_justify="left")
     for column in ("Name", "Kind", "Age", "Size", "Revision", "Service", "Database", "Reason"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for s in found:
         table.add_row(s.name, s.kind, _age(s.age_seconds), _size(s.size), ", ".join(s.revision) or "-",
                       s.service or "-", s.database or "-", s.reason)
