@@ -83,9 +83,12 @@ class Snapshot:
     def age_seconds(self) -> float:
         return max((datetime.now(timezone.utc) - datetime.fromisoformat(self.created)).total_seconds(), 0.0)
 
+    def record(self) -> dict:
+        """What the metadata file holds (`database` and `revision` too, for readers of the first format)."""
+        return {**dataclasses.asdict(self), "database": self.database, "revision": self.revision}
+
     def as_json(self) -> dict:
-        return {**dataclasses.asdict(self), "database": self.database, "revision": self.revision,
-                "age_seconds": round(self.age_seconds, 1)}
+        return {**self.record(), "age_seconds": round(self.age_seconds, 1)}
 
     @classmethod
     def from_json(cls, data: dict) -> Snapshot:
@@ -136,7 +139,7 @@ def _write(ctx: Context, snapshot: Snapshot) -> None:
     path = _meta_file(ctx, snapshot)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".json-partial")
-    partial.write_text(json.dumps(snapshot.as_json(), indent=2))
+    partial.write_text(json.dumps(snapshot.record(), indent=2))
     partial.rename(path)
 
 

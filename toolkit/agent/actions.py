@@ -338,20 +338,9 @@ def connection(request) -> ConnectionResult:
     url = session.engine().url
     if request.database:
         url = url.set(database=request.database)
-    server_version = None
-    try:
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.pool import NullPool
-
-        engine = create_engine(url, poolclass=NullPool)
-        with engine.connect() as connection:
-            server_version = connection.execute(text("SHOW server_version")).scalar()
-        engine.dispose()
-    except Exception as exc:
-        raise fail(ErrorCode.SNAPSHOT_FAILED, "Cannot connect to database %s on %s: %s" % (
-            url.database, url.host, first_line(exc)), error=error_text(exc))
-    return ConnectionResult(database=database_of(url), environment=connection_environment(url),
-                            revision=current_revision(url), server_version=server_version)
+    environment, server_version = connection_environment(url)
+    return ConnectionResult(database=database_of(url), environment=environment, revision=current_revision(url),
+                            server_version=server_version)
 
 
 def revisions(request) -> RevisionsResult:

@@ -119,7 +119,9 @@ class PostgresCopies:
     autocommit, on the raw DB-API cursor (DDL takes no parameters; names and comments are quoted here)."""
 
     POLL = 0.2
-    STRATEGY = "FILE_COPY"  # Postgres 15+: copy the files (faster than WAL_LOG for a whole dev database)
+    # Postgres 15+ copies either through the WAL (fast for small databases) or file by file after a checkpoint
+    # (faster for large ones); below this size, WAL_LOG.
+    FILE_COPY_FROM = 64 * 1024 * 1024
 
     def __init__(self, url, wait: float) -> None:
         self.url, self.wait = url, wait
@@ -174,8 +176,10 @@ class PostgresCopies:
     def size(self, name: str) -> int:
         return int(self._scalar("SELECT pg_database_size(%s)", name) or 0)
 
-    def _strategy(self) -> str:
-        return " STRATEGY %s" % self.STRATEGY if self.version >= 150000 else ""
+    def _strategy(self, source: str) -> str:
+        if self.version < 150000:
+            return ""  # always a file copy
+        return " STRATEGY %s" % ("FILE_COPY" if self.size(source) >= self.FILE_COPY_FROM else "WAL_LOG")
 
     # -- waiting for the database to be free
     def _close_connections(self, name: str) -> int:
@@ -248,8 +252,9 @@ class PostgresCopies:
     # -- the three operations
     def copy(self, source: str, target: str, comment: str) -> int:
         """`target` becomes a copy of `source`, with `comment` on it; the connections closed for it."""
+        strategy = self._strategy(source)
         closed = self._while_in_use(source, lambda: self._execute("CREATE DATABASE %s TEMPLATE %s%s" % (
-            _quoted(target), _quoted(source), self._strategy())), "copying database %s" % source)
+            _quoted(target), _quoted(source), strategy)), "copying database %s" % source)
         try:
             self._execute("COMMENT ON DATABASE %s IS %s" % (_quoted(target), _literal(comment)))
         except Exception:
@@ -266,8 +271,9 @@ class PostgresCopies:
         fresh, replaced = NEW_PREFIX + token, OLD_PREFIX + token
         owner = self._scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", target)
         owner_clause = " OWNER %s" % _quoted(owner) if owner else ""
+        strategy = self._strategy(copy)
         self._while_in_use(copy, lambda: self._execute("CREATE DATABASE %s TEMPLATE %s%s%s" % (
-            _quoted(fresh), _quoted(copy), owner_clause, self._strategy())), "copying the snapshot %s" % copy)
+            _quoted(fresh), _quoted(copy), owner_clause, strategy)), "copying the snapshot %s" % copy)
         try:
             self._stop_if_gone("restoring (before the swap)")
 
@@ -315,8 +321,26 @@ class PostgresCopies:
         return dropped, missing
 
 
+def postgres_connection(url) -> Tuple[Dict[str, str], Optional[str]]:
+    """The libpq variables that reach the database as the app's URL does (pg_dump/pg_restore read them), and
+    the server's version (the tools must match it); checked by connecting."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            version = connection.execute(text("SHOW server_version")).scalar()
+    except Exception as exc:
+        raise fail(ErrorCode.SNAPSHOT_FAILED, "Cannot connect to database %s on %s: %s" % (
+            url.database, url.host, first_line(exc)), error=error_text(exc))
+    finally:
+        engine.dispose()
+    return libpq_environment(url), version
+
+
 def libpq_environment(url) -> Dict[str, str]:
-    """The libpq variables that reach the database as the app's URL does (pg_dump/pg_restore read them)."""
+    """The libpq variables for the app's URL."""
     names = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
              "options": "PGOPTIONS", "application_name": "PGAPPNAME", "connect_timeout": "PGCONNECT_TIMEOUT"}
     env = {"PGHOST": url.host or "localhost", "PGPORT": str(url.port or 5432), "PGDATABASE": url.database or ""}
@@ -333,7 +357,7 @@ def libpq_environment(url) -> Dict[str, str]:
 
 
 COPIES = {"postgresql": PostgresCopies}
-CONNECTIONS = {"postgresql": libpq_environment}
+CONNECTIONS = {"postgresql": postgres_connection}
 
 
 def database_copies(url, wait: float):
@@ -344,7 +368,8 @@ def database_copies(url, wait: float):
     return COPIES[backend](url, wait)
 
 
-def connection_environment(url) -> Dict[str, str]:
+def connection_environment(url) -> Tuple[Dict[str, str], Optional[str]]:
+    """How tools beside the backend reach the database at `url` (their environment), and the server version."""
     backend = url.get_backend_name()
     if backend not in CONNECTIONS:
         raise fail(ErrorCode.SNAPSHOT_FAILED, "devtool cannot dump %s databases yet." % backend)
