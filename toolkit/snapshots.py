@@ -472,14 +472,14 @@ def import_file(ctx: Context, file: Path, name: str | None = None, *,
                                hint="Check out the branch the dump was made on (its revision file is there), "
                                     "then import it again.")
     digest = _sha256(file)
-    name = name or _name_for(metadata.get("name") or file.stem)
-    existing = _find(ctx, name)
-    if existing is not None:
-        if existing.sha256 == digest and existing.service == service:
-            ctx.out.info(f"{file.name} is already imported as snapshot {name}.")
-            return existing
+    same = next((s for s in list_snapshots(ctx, service) if s.sha256 == digest), None)
+    if same is not None and name in (None, same.name):
+        ctx.out.info(f"{file.name} is already imported as snapshot {same.name}.")
+        return same
+    if name is not None and _find(ctx, name):
         raise DevtoolError(f"Snapshot {name} already exists.", exit_code=ExitCode.SNAPSHOT_FAILED,
                            hint="Import it under another name: `devtool snapshot import FILE NAME`.")
+    name = name or _free_name(ctx, _name_for(metadata.get("name") or file.stem))
     folder = snapshot_dir(ctx)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.dump"
@@ -500,6 +500,16 @@ def import_file(ctx: Context, file: Path, name: str | None = None, *,
     snapshot.size = snapshot.databases[0].size
     _write(ctx, snapshot)
     return snapshot
+
+
+def _free_name(ctx: Context, wanted: str) -> str:
+    """`wanted`, or `wanted-2`, `-3`... when a snapshot has that name already."""
+    taken = {s.name for s in list_snapshots(ctx)}
+    name, number = wanted, 1
+    while name in taken:
+        number += 1
+        name = f"{wanted[:60]}-{number}"
+    return name
 
 
 def _name_for(text: str) -> str:

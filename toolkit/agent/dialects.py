@@ -101,7 +101,11 @@ def _quoted(name: str) -> str:
 
 
 def _literal(text: str) -> str:
-    return "'%s'" % text.replace("'", "''")
+    """A string constant that means the same whatever standard_conforming_strings says: dollar-quoted."""
+    tag = "$devtool$"
+    while tag in text:
+        tag = "$devtool%d$" % (len(tag) + len(text))
+    return tag + text + tag
 
 
 def _sqlstate(exc: BaseException) -> Optional[str]:
