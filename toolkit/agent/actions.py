@@ -280,6 +280,8 @@ def snapshot_copy(request) -> CopyResult:
                 result.databases.append(SnapshotDatabase(
                     database=database_of(url), bind=bind, copy=copy, size=copies.size(copy),
                     revision=current_revision(url.set(database=copy)) or [], server_version=copies.server_version))
+        if client_gone():  # nobody would record these copies: they would only take space on the server
+            raise fail(ErrorCode.INTERRUPTED, "devtool went away while the snapshot was taken; it was dropped.")
     except BaseException:
         _drop_quietly(session, [d.copy for d in result.databases])
         raise
