@@ -5,7 +5,7 @@ against `pg_restore --clean --single-transaction` by hand, on a database of abou
     python bench/snapshots.py [--runs N] [--rows N] [--json FILE] [--keep] [--devtool PATH]
 
 A throw-away copy of the demo stack (its own compose project under /tmp) gets a table of `--rows` rows with an
-index (2 million: about 300 MB) next to the demo's users. Then, alternating pair by pair (A B A B ..., one
+index (1.6 million: about 310 MB) next to the demo's users. Then, alternating pair by pair (A B A B ..., one
 unmeasured warm-up pair first), each side timed with time.perf_counter() around subprocess.run (stdin /dev/null,
 output captured), exactly as a user types it in the project directory:
 
@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -211,12 +212,13 @@ def report(bench: Bench, info: dict, elapsed: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="measured pairs per case (default 5)")
-    parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the bench table (2 million: ~300 MB)")
+    parser.add_argument("--rows", type=int, default=1_600_000, help="rows in the bench table (1.6 million: ~310 MB)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to FILE")
     parser.add_argument("--devtool", help="measure this devtool script instead of this checkout")
     parser.add_argument("--keep", action="store_true", help="leave the stack and temp dir (debugging)")
     args = parser.parse_args()
     bench = Bench(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the finally below still removes the stack
     info = machine({"resolved_by": "--devtool", "real": " ".join(bench.devtool)})
     started = time.perf_counter()
     try:
