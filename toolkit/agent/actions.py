@@ -7,8 +7,9 @@ import sys
 from dataclasses import replace
 from typing import List
 
-from .app import Session, current_revision, database_of, describe, error_text, fail, first_line, log, review_file
-from .apply import apply_pending
+from .app import (AgentError, Session, current_revision, database_of, describe, error_text, fail, first_line, log,
+                  review_file)
+from .apply import apply_pending, downgrade, keep_applied, with_callback
 from .client import client_gone, on_client_gone
 from .dialects import connection_environment, database_copies, migration_lock
 from .files import Written
@@ -17,6 +18,7 @@ from .protocol import (COPY_PREFIX, CommandsResult, ConnectionResult, CopyResult
                        MigrationResult, ModelChange, PendingRevision, Revision, RevisionsResult, SnapshotDatabase,
                        Status, StatusResult)
 from .review import needs_review
+from .sync import kept_versions, known, orphan_chain, orphans, pending_after, refuse_orphans, review_downgrades
 
 
 def migrate(request) -> MigrationResult:
@@ -35,12 +37,13 @@ def migrate(request) -> MigrationResult:
     with migration_lock(session, request.lock_wait) as lock:
         result.lock_waited = lock.waited
         script = session.script()
+        result.current_before = result.current_after = session.current()
+        refuse_orphans(script, result.current_before)
         if len(script.get_heads()) > 1:
             if not request.merge:
                 raise _multiple_heads(session.heads(script))
             result.merged = _merge_heads(session)
             script = session.script()
-        result.current_before = result.current_after = session.current()
         result.pending = session.pending(script, result.current_before)
         if result.pending:
             if _stop_for_review(result, result.pending, request.approved):
@@ -76,9 +79,10 @@ def upgrade(request) -> MigrationResult:
     session = Session(request)
     with migration_lock(session, request.lock_wait) as lock:
         script = session.script()
+        current = session.current()
+        refuse_orphans(script, current)
         if len(script.get_heads()) > 1:
             raise _multiple_heads(session.heads(script))
-        current = session.current()
         result = MigrationResult(status=Status.UP_TO_DATE, database=session.database(), current_before=current,
                                  current_after=current, lock_waited=lock.waited)
         result.pending = session.pending(script, current)
@@ -86,6 +90,48 @@ def upgrade(request) -> MigrationResult:
             return result
         result.applied = apply_pending(session, script)
         result.status = Status.APPLIED
+        result.current_after = session.current()
+    return result
+
+
+def sync(request) -> MigrationResult:
+    """Downgrade the revisions the checkout lacks (from the copies devtool sent), merge several heads when
+    asked, then apply what is pending: all under the migration lock, flagged changes only with approval."""
+    session = Session(request)
+    with migration_lock(session, request.lock_wait) as lock, kept_versions(request.copies) as copies:
+        current = session.current()
+        checkout = session.script()
+        chain = orphan_chain(checkout, session.script(copies) if copies else None, current)
+        planned = sorted(r.revision for r in chain)
+        if planned and planned != sorted(request.expected):
+            raise fail(ErrorCode.ORPHANED, "The database moved while devtool looked (it is now at %s); nothing "
+                       "was changed." % ", ".join(current), current=current)
+        result = MigrationResult(status=Status.UP_TO_DATE, database=session.database(), current_before=current,
+                                 current_after=current, lock_waited=lock.waited)
+        if len(checkout.get_heads()) > 1:
+            if not request.merge:
+                raise _multiple_heads(session.heads(checkout))
+            result.merged = _merge_heads(session)
+            checkout = session.script()
+        merged = session.script(copies) if copies else checkout
+        chain = orphan_chain(checkout, merged, current)
+        result.pending = pending_after(checkout, merged, current, set(planned))
+        if _stop_for_review(result, review_downgrades(session, chain) + result.pending, request.approved):
+            return result
+        if chain:
+            result.downgraded = downgrade(session, merged, chain)
+            result.current_after = session.current()
+        if result.pending:
+            try:
+                result.applied = apply_pending(session, checkout)
+            except AgentError as exc:
+                if result.downgraded:
+                    exc.failure.message = "Downgraded %s; then %s" % (
+                        ", ".join(r.id for r in result.downgraded), exc.failure.message[:1].lower()
+                        + exc.failure.message[1:])
+                raise
+        if result.downgraded or result.applied or result.merged:
+            result.status = Status.APPLIED
         result.current_after = session.current()
     return result
 
@@ -101,7 +147,8 @@ def _stop_for_review(result: MigrationResult, revisions: List[PendingRevision], 
 
 
 def _multiple_heads(heads: List[Revision]) -> Exception:
-    return fail(ErrorCode.MULTIPLE_HEADS, "The migrations have %d heads." % len(heads), heads=heads)
+    return fail(ErrorCode.MULTIPLE_HEADS, "The migrations have %d heads (%s); nothing was changed." % (
+        len(heads), ", ".join("%s %s" % (h.id, h.message) for h in heads)), heads=heads)
 
 
 def _merge_heads(session) -> Revision:
@@ -167,7 +214,10 @@ def status(request) -> StatusResult:
     except Exception as exc:
         result.database_error = first_line(exc)
         return result
-    if len(result.heads) == 1:
+    result.orphans = orphans(script, result.current)
+    if result.orphans:  # what is pending cannot be told; the host traces the orphans with the known ids
+        result.known = known(script)
+    elif len(result.heads) == 1:
         result.pending = session.pending(script, result.current)
     if request.models:
         result.unloaded_models = unloaded_models(session.db)[0]
@@ -220,16 +270,21 @@ def flask(request) -> None:
             watch(arg.split("=", 1)[1])
     if request.directory:
         watch(request.directory)
-    else:  # the app's own folder (Migrate(app, db, directory=...)), known once flask has loaded the app
-        load_app = flask_cli.ScriptInfo.load_app
+    load_app = flask_cli.ScriptInfo.load_app
 
-        def load_and_watch(info):
-            app = load_app(info)
-            state = getattr(app, "extensions", {}).get("migrate")
+    def load_and_watch(info):
+        """Once flask has loaded the app: the app's own folder (Migrate(app, db, directory=...)) is watched,
+        and every revision `flask db upgrade` applies is handed to devtool to keep."""
+        app = load_app(info)
+        state = getattr(app, "extensions", {}).get("migrate")
+        if not request.directory:
             watch(getattr(state, "directory", None) or "migrations")
-            return app
+        callbacks = state.configure_args.get("on_version_apply") if state is not None else None
+        if state is not None and keep_applied not in (callbacks if isinstance(callbacks, list) else [callbacks]):
+            state.configure_args["on_version_apply"] = with_callback(callbacks, keep_applied)
+        return app
 
-        flask_cli.ScriptInfo.load_app = load_and_watch
+    flask_cli.ScriptInfo.load_app = load_and_watch
     on_client_gone(_thread.interrupt_main)
     sys.argv = ["flask"] + args
     code = 0

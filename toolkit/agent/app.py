@@ -72,10 +72,16 @@ class Session:
     def config(self, autogenerate: bool = False):
         return self.migrate_state.migrate.get_config(self.directory, opts=["autogenerate"] if autogenerate else None)
 
-    def script(self):
+    def script(self, extra_versions: Optional[str] = None):
+        """The checkout's revisions; with `extra_versions`, also the revision files in that folder (the kept
+        copies sync downgrades from)."""
         from alembic.script import ScriptDirectory
 
-        return ScriptDirectory.from_config(self.config())
+        script = ScriptDirectory.from_config(self.config())
+        if extra_versions:
+            own = list(script.version_locations or []) or [os.path.join(script.dir, "versions")]
+            script.version_locations = own + [extra_versions]
+        return script
 
     def engine(self):
         return self.db.engine
@@ -129,10 +135,11 @@ def current_revision(url) -> Optional[List[str]]:
         engine.dispose()
 
 
-def review_file(path: str):
-    """The reviewed changes of one revision file; a file Python cannot read is named."""
+def review_file(path: str, function: str = "upgrade"):
+    """The reviewed changes of one revision file's upgrade() (or downgrade()); a file Python cannot read is
+    named."""
     try:
-        return classify_upgrade(read_source(path))
+        return classify_upgrade(read_source(path), function)
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError) as exc:
         where = " (line %s)" % exc.lineno if getattr(exc, "lineno", None) else ""
         raise fail(ErrorCode.REVISION_UNREADABLE, "Cannot read revision file %s%s: %s" % (

@@ -1,47 +1,97 @@
-"""Applying revisions in one Alembic run, a transaction per revision, and never further than the user watches
-(devtool going away stops the run at the next revision boundary)."""
+"""Running revisions in one Alembic run, a transaction per revision, and never further than the user watches
+(devtool going away stops the run at the next revision boundary): applying what is pending, and downgrading
+the revisions sync takes back. Every revision applied is handed to devtool (KEEP_MARK) to be kept."""
 
 from __future__ import annotations
 
-from typing import List
+import base64
+import dataclasses
+import json
+import sys
+from typing import Callable, List
 
 from .app import describe, error_text, fail, first_line, log
 from .client import client_gone
-from .protocol import ErrorCode, Revision
+from .protocol import KEEP_MARK, ErrorCode, Revision, RevisionFile
 
-def interrupted(session, applied: List[Revision], stopped_before: str) -> Exception:
-    return fail(ErrorCode.INTERRUPTED, "devtool went away: stopped before %s; %d revision(s) applied." % (
-        stopped_before, len(applied)), applied=applied, current=session.current())
+
+def interrupted(session, done: List[Revision], stopped_before: str, verb: str = "applied") -> Exception:
+    return fail(ErrorCode.INTERRUPTED, "devtool went away: stopped before %s; %d revision(s) %s." % (
+        stopped_before, len(done), verb), applied=done, current=session.current())
+
+
+def down_revisions(revision) -> List[str]:
+    """A revision's down_revision as a list (none for a first revision, two or more for a merge)."""
+    down = revision.down_revision
+    return [] if down is None else [down] if isinstance(down, str) else list(down)
+
+
+def keep_applied(ctx, step, heads, run_args) -> None:
+    """Alembic's on_version_apply callback: hand each revision file applied upwards to devtool, which keeps
+    a copy (a later git checkout may remove the file while the database stays at that revision)."""
+    revision = step.up_revision if step.is_upgrade else None
+    path = getattr(revision, "path", None) or ""
+    if not path.endswith(".py"):
+        return
+    try:
+        with open(path, "rb") as handle:
+            content = base64.b64encode(handle.read()).decode("ascii")
+    except OSError:
+        return
+    kept = RevisionFile(id=revision.revision, message=(revision.doc or "").strip(), down=down_revisions(revision),
+                        path=path, content=content)
+    sys.stderr.write(KEEP_MARK + json.dumps(dataclasses.asdict(kept)) + "\n")
+    sys.stderr.flush()
+
+
+def with_callback(callbacks, callback) -> list:
+    """Alembic's on_version_apply setting (one callable, a list, or nothing) with `callback` added."""
+    return ([callbacks] if callable(callbacks) else list(callbacks or [])) + [callback]
 
 
 def apply_pending(session, script) -> List[Revision]:
     """Upgrade to head in one Alembic run with a transaction per revision: the cost grows with the pending
     revisions, not with pending x history; a failure names its revision and rolls back only that one; when
     devtool goes away, no further revision starts."""
+    return _run(session, script, lambda heads: script._upgrade_revs("heads", heads), "applying", "applied",
+                ErrorCode.UPGRADE_FAILED, "Revision %s (%s) failed: %s")
+
+
+def downgrade(session, script, revisions: list) -> List[Revision]:
+    """Run the downgrade() of `revisions` (Alembic Script objects, newest first) in one Alembic run, a
+    transaction per revision; alembic_version follows each step (a merge revision gives its heads back)."""
+    from alembic.runtime.migration import MigrationStep
+
+    steps = [MigrationStep.downgrade_from_script(script.revision_map, r) for r in revisions]
+    return _run(session, script, lambda heads: steps, "downgrading", "downgraded", ErrorCode.DOWNGRADE_FAILED,
+                "Downgrading %s (%s) failed: %s")
+
+
+def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_code: str,
+         failure: str) -> List[Revision]:
     from alembic.runtime.environment import EnvironmentContext
 
-    applied: List[Revision] = []
+    done: List[Revision] = []
     running: List[object] = []
     stopped: List[str] = []
 
     def steps(heads, context):
-        for step in script._upgrade_revs("heads", heads):
+        for step in plan(heads):
             name = "%s (%s)" % (step.revision.revision, (step.revision.doc or "").strip())
             if client_gone():
                 stopped.append(name)
                 return
             running[:] = [step.revision]
-            log("applying %s" % name)
+            log("%s %s" % (doing, name))
             yield step
 
     def record(ctx, step, heads, run_args) -> None:
-        applied.append(describe(step.up_revision))
+        done.append(describe(step.up_revision))
 
     args = session.migrate_state.configure_args
     saved = dict(args)
-    callbacks = args.get("on_version_apply")
     args["transaction_per_migration"] = True
-    args["on_version_apply"] = ([callbacks] if callable(callbacks) else list(callbacks or [])) + [record]
+    args["on_version_apply"] = with_callback(with_callback(args.get("on_version_apply"), record), keep_applied)
     try:
         with EnvironmentContext(session.config(), script, fn=steps, as_sql=False, starting_rev=None,
                                 destination_rev="heads", tag=None):
@@ -51,14 +101,13 @@ def apply_pending(session, script) -> List[Revision]:
 
         traceback.print_exc()
         failed = describe(running[0]) if running else None
-        if failed is None or any(r.id == failed.id for r in applied):
+        if failed is None or any(r.id == failed.id for r in done):
             raise
-        raise fail(ErrorCode.UPGRADE_FAILED, "Revision %s (%s) failed: %s" % (failed.id, failed.message,
-                                                                              first_line(exc)),
-                   revision=failed, error=error_text(exc), applied=applied, current=session.current())
+        raise fail(failure_code, failure % (failed.id, failed.message, first_line(exc)),
+                   revision=failed, error=error_text(exc), applied=done, current=session.current())
     finally:
         args.clear()
         args.update(saved)
     if stopped:
-        raise interrupted(session, applied, stopped[0])
-    return applied
+        raise interrupted(session, done, stopped[0], done_verb)
+    return done

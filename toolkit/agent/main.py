@@ -14,7 +14,7 @@ from .app import AgentError, error_text, first_line
 from .client import watch_client
 from .protocol import (CommandsRequest, ConnectionRequest, CopyRequest, DatabaseRequest, DropCopiesRequest,
                        ErrorCode, Failure, FlaskRequest, MigrateRequest, RestoreCopyRequest, RevisionsRequest,
-                       StatusRequest, UpgradeRequest, decode_request, result_line)
+                       StatusRequest, SyncRequest, UpgradeRequest, decode_request, result_line)
 
 ACTIONS = {
     MigrateRequest.action: actions.migrate,
@@ -28,6 +28,7 @@ ACTIONS = {
     DropCopiesRequest.action: actions.snapshot_drop,
     ConnectionRequest.action: actions.connection,
     RevisionsRequest.action: actions.revisions,
+    SyncRequest.action: actions.sync,
 }
 
 HOME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # /tmp/devtool-agent-<id>-<nonce>

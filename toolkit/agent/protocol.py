@@ -6,7 +6,9 @@ JSON; status values, risks and error codes are defined here once. Standard libra
 
 A request goes to the agent as one JSON argument; its answer is one line on stdout behind RESULT_MARK:
 `{"ok": true, "result": {...}}` or `{"ok": false, "failure": {...}}`. Lines the agent writes to stderr behind
-LOG_MARK are progress meant for the user; everything else on stderr is the app's and the libraries' output.
+LOG_MARK are progress meant for the user; a line behind KEEP_MARK carries a revision file the agent has just
+applied (a RevisionFile: devtool keeps a copy, so it can downgrade it after a git checkout removed it);
+everything else on stderr is the app's and the libraries' output.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Dict, List, Optional
 
 RESULT_MARK = "\x1edevtool-result "
 LOG_MARK = "devtool: "
+KEEP_MARK = "\x1edevtool-keep "
 LOCK_KEY = 72731001  # the Postgres advisory lock every devtool migration takes
 COPY_PREFIX = "devtool_snap_"  # snapshot copies inside the database server: COPY_PREFIX + token
 SNAPSHOT_MARK = "devtool-snapshot "  # a copy's COMMENT: this mark, then the snapshot's metadata as JSON
@@ -53,6 +56,10 @@ class ErrorCode:
     UPGRADE_FAILED = "upgrade_failed"
     LOCK_TIMEOUT = "lock_timeout"
     INTERRUPTED = "interrupted"  # devtool went away (Ctrl-C, killed): stopped at a revision boundary
+    ORPHANED = "orphaned"  # the database is at a revision the checkout does not have (a git checkout removed it)
+    NO_COPY = "no_copy"  # sync: a revision to downgrade has no copy among those devtool sent
+    COPIES_UNTRUSTED = "copies_untrusted"  # sync: the folder of copies is not one devtool made
+    DOWNGRADE_FAILED = "downgrade_failed"  # sync: a revision's downgrade() failed (it was rolled back)
     AGENT_FAILED = "agent_failed"  # anything unexpected: the exception's first line
     COPY_UNSUPPORTED = "copy_unsupported"  # the server will not copy the database (privileges, engine): dump it
     SNAPSHOT_MISSING = "snapshot_missing"  # the snapshot's copy is no longer on the database server
@@ -87,6 +94,17 @@ class Change:
 @dataclass
 class PendingRevision(Revision):
     changes: List[Change] = field(default_factory=list)
+
+
+@dataclass
+class RevisionFile:
+    """A revision file the agent applied, as it was (KEEP_MARK line): devtool keeps a copy on the host."""
+
+    id: str
+    message: str
+    down: List[str]  # its down_revision(s); empty for a first revision
+    path: str
+    content: str  # the file's bytes, base64
 
 
 @dataclass
@@ -237,9 +255,24 @@ class RevisionsRequest(Request):
     revisions: List[str] = field(default_factory=list)
 
 
+@dataclass
+class SyncRequest(Request):
+    """Bring the database to the checkout's head: downgrade the revisions the checkout lacks (newest first,
+    from the copies devtool put in `copies`), merge several heads with `merge`, then apply what is pending.
+    Flagged changes need approval, as for migrate; `expected` are the revisions devtool planned to downgrade
+    (the agent stops when the database has moved since)."""
+
+    action = "sync"
+    copies: Optional[str] = None  # a folder in the container holding the copies (made by devtool, checked)
+    expected: List[str] = field(default_factory=list)
+    approved: List[str] = field(default_factory=list)
+    merge: bool = False
+    lock_wait: float = 180.0
+
+
 REQUESTS = {cls.action: cls for cls in (MigrateRequest, UpgradeRequest, StatusRequest, FlaskRequest,
                                         DatabaseRequest, CommandsRequest, CopyRequest, RestoreCopyRequest,
-                                        DropCopiesRequest, ConnectionRequest, RevisionsRequest)}
+                                        DropCopiesRequest, ConnectionRequest, RevisionsRequest, SyncRequest)}
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -247,7 +280,7 @@ REQUESTS = {cls.action: cls for cls in (MigrateRequest, UpgradeRequest, StatusRe
 
 @dataclass
 class MigrationResult:
-    """The answer to MigrateRequest and UpgradeRequest."""
+    """The answer to MigrateRequest, UpgradeRequest and SyncRequest."""
 
     status: str
     database: Optional[Database] = None
@@ -257,6 +290,7 @@ class MigrationResult:
     review: List[Change] = field(default_factory=list)  # flagged changes (pending and new), each with its revision
     upgraded_first: List[Revision] = field(default_factory=list)  # pending revisions applied before generating
     applied: List[Revision] = field(default_factory=list)  # every revision this request applied, in order
+    downgraded: List[Revision] = field(default_factory=list)  # sync: revisions downgraded, newest first
     revision: Optional[Revision] = None  # the revision migrate wrote
     changes: List[Change] = field(default_factory=list)  # its operations
     merged: Optional[Revision] = None  # the merge revision --merge wrote
@@ -275,6 +309,8 @@ class StatusResult:
     pending: List[PendingRevision] = field(default_factory=list)
     unloaded_models: List[UnloadedModel] = field(default_factory=list)
     model_changes: List[ModelChange] = field(default_factory=list)
+    orphans: List[str] = field(default_factory=list)  # current revisions the checkout does not have
+    known: List[str] = field(default_factory=list)  # every revision of the checkout, filled only with orphans
 
 
 @dataclass
@@ -328,7 +364,7 @@ class Failure:
 RESULTS = {MigrateRequest: MigrationResult, UpgradeRequest: MigrationResult, StatusRequest: StatusResult,
            DatabaseRequest: Database, CommandsRequest: CommandsResult, CopyRequest: CopyResult,
            RestoreCopyRequest: CopyResult, DropCopiesRequest: DropResult, ConnectionRequest: ConnectionResult,
-           RevisionsRequest: RevisionsResult}
+           RevisionsRequest: RevisionsResult, SyncRequest: MigrationResult}
 
 
 # ---------------------------------------------------------------------------------------------- JSON

@@ -52,10 +52,11 @@ def _column_facts(column_call: ast.Call):
     return name, nullable, _keyword(column_call, "server_default") is not None
 
 
-def classify_upgrade(source: str) -> List[Change]:
-    """The operations of a revision's upgrade(), each with a risk: safe, destructive, risky or rename."""
+def classify_upgrade(source: str, function: str = "upgrade") -> List[Change]:
+    """The operations of a revision's upgrade() (or `function`: downgrade), each with a risk: safe,
+    destructive, risky or rename."""
     tree = ast.parse(source)
-    upgrade = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade"), None)
+    upgrade = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function), None)
     if upgrade is None:
         return []
     changes: List[Change] = []
