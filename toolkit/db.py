@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from toolkit import orphans
 from toolkit.errors import DevtoolError, ExitCode
 
 if TYPE_CHECKING:
@@ -25,7 +26,21 @@ def run(ctx: Context, args: list[str]) -> int:
     agent = ctx.target.agent()
     if args[0] in NEWER_SUBCOMMANDS:
         require_subcommand(agent, args[0])
-    return agent.flask(["db", *with_relative_revisions(args)])
+    code = agent.flask(["db", *with_relative_revisions(args)])
+    if code != 0:
+        explain_failure(ctx, args[0], code)
+    return code
+
+
+def explain_failure(ctx: Context, subcommand: str, code: int) -> None:
+    """flask's "Can't locate revision" after a git checkout, in plain words: which revisions the database is
+    at, where their files are, and `devtool sync` (looked at only when flask failed: no cost otherwise)."""
+    try:
+        report = orphans.diagnose(ctx)
+    except DevtoolError:
+        return  # the app itself is in trouble: flask's own message stands
+    if report is not None:
+        raise orphans.error(report, f"`flask db {subcommand}` failed (exit code {code}) because of it")
 
 
 def require_subcommand(agent, name: str) -> None:

@@ -6,7 +6,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from toolkit import migrations
+from toolkit import migrations, orphans
 from toolkit.agent.protocol import ErrorCode
 from toolkit.errors import DevtoolError
 
@@ -139,9 +139,14 @@ def _backend_checks(ctx: Context, add: Any) -> None:
         'Merge them: `devtool migrate --merge "merge heads"`.' if len(heads) > 1 else
         'Create the first revision: `devtool migrate "initial"`.')
     at_head = reachable and sorted(status.current or []) == sorted(h.id for h in heads)
-    add("Database at head", at_head if reachable else None,
-        f"at {', '.join(status.current or []) or 'base'}, {len(status.pending)} pending",
-        "Apply them: `devtool db upgrade` (or `devtool setup`).")
+    report = orphans.trace(ctx, status)
+    if report is not None:
+        add("Database at head", False, "revisions applied that this checkout does not have: "
+            + "; ".join(o.described() for o in report.orphans), f"{orphans.SYNC_HINT}.")
+    else:
+        add("Database at head", at_head if reachable else None,
+            f"at {', '.join(status.current or []) or 'base'}, {len(status.pending)} pending",
+            "Apply them: `devtool db upgrade` (or `devtool setup`).")
     missing = status.unloaded_models
     add("Models loaded by init_app", not missing,
         "; ".join(f"{m.model} ({m.module}): add `{m.import_line}`" for m in missing) or "all loaded",

@@ -149,16 +149,18 @@ def exec_stream(
     environment: dict[str, str] | None = None,
     workdir: str | None = None,
     stdin: bool = False,
+    user: str | None = None,
 ) -> int:
     """Run a command in a container, hand over stdout/stderr as they arrive, return its exit code.
     `stdin`: attach (and never close) the command's stdin, so it reads end-of-file exactly when this process
-    goes away (devtool's agent stops at the next revision boundary then)."""
+    goes away (devtool's agent stops at the next revision boundary then). `user`: run as this user (default:
+    the container's)."""
     from docker.errors import APIError
 
     api = client.api
     try:
         exec_id = api.exec_create(container_id, command, environment=environment, workdir=workdir,
-                                  stdin=stdin)["Id"]
+                                  stdin=stdin, user=user or "")["Id"]
         for stdout, stderr in api.exec_start(exec_id, stream=True, demux=True):
             on_output(stdout, stderr)
         return api.exec_inspect(exec_id)["ExitCode"]

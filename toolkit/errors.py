@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     PENDING_MODEL_CHANGES = 13  # `devtool check`: models changed without a migration
     DATABASE_BEHIND = 14  # `devtool check`: database not at head
     CHECKS_FAILED = 15  # `devtool doctor`: at least one check failed
+    ORPHANED = 16  # the database is at a revision this checkout does not have (after a git checkout): `devtool sync`
+    CANNOT_DOWNGRADE = 17  # `devtool sync`: no copy of a revision to downgrade anywhere, or its downgrade failed
     INTERRUPTED = 130  # Ctrl-C
 
 

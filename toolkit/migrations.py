@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 from toolkit.agent.protocol import (MigrateRequest, MigrationResult, Risk, Status, StatusRequest, StatusResult,
                                     UpgradeRequest)
-from toolkit import snapshots
+from toolkit import orphans, snapshots
 from toolkit.errors import DevtoolError, ExitCode
 
 if TYPE_CHECKING:
@@ -46,7 +46,9 @@ def migrate(ctx: Context, message: str, *, upgrade: bool = True, yes: bool = Fal
     ctx.services.backend  # a wrong --service fails before anything starts
     agent = ctx.target.agent()
     request = MigrateRequest(message=message, upgrade=upgrade, fix_imports=fix_imports, merge=merge)
-    with ctx.out.status("Generating the revision…"):
+    with ctx.out.status("Generating the revision…"), orphans.explained(
+            ctx, "nothing was generated or applied (a revision generated against that schema would be wrong)",
+            hint=f"{orphans.SYNC_HINT}, then migrate; `devtool migrate --sync \"MESSAGE\"` does both."):
         result = agent.call(request)
     while result.status == Status.NEEDS_REVIEW:
         _add_host_paths(ctx, result)
@@ -65,7 +67,7 @@ def migrate(ctx: Context, message: str, *, upgrade: bool = True, yes: bool = Fal
 def upgrade(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapshot: bool = True) -> MigrationResult:
     """Bring the database to head (`devtool setup`), with the same review as migrate."""
     agent = ctx.target.agent()
-    with ctx.out.status("Checking pending migrations…"):
+    with ctx.out.status("Checking pending migrations…"), orphans.explained(ctx, "nothing was applied"):
         result = agent.call(UpgradeRequest())
     if result.status == Status.NEEDS_REVIEW:
         approved = _approve(result, yes, confirm)

@@ -9,6 +9,7 @@ Python, finds that copy and calls its main(); the request travels as one argumen
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -19,10 +20,11 @@ import tarfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from toolkit.agent.protocol import (LOG_MARK, RESULT_MARK, RESULTS, CommandsRequest, ErrorCode, Failure,
-                                    FlaskRequest, Request, decode, encode_request)
+from toolkit import kept
+from toolkit.agent.protocol import (KEEP_MARK, LOG_MARK, RESULT_MARK, RESULTS, CommandsRequest, ErrorCode, Failure,
+                                    FlaskRequest, Request, RevisionFile, decode, encode_request)
 from toolkit.engine import exec_stream
 from toolkit.errors import DevtoolError, ExitCode
 
@@ -61,7 +63,8 @@ ERRORS = {
     ErrorCode.MODELS_NOT_IMPORTED: (ExitCode.MODELS_NOT_IMPORTED,
                                     "Add the import lines above to init_app, or run again with --fix-imports."),
     ErrorCode.MULTIPLE_HEADS: (ExitCode.MULTIPLE_HEADS,
-                               "Merge them: `devtool migrate --merge \"MESSAGE\"` or `devtool db merge heads -m \"merge\"`."),
+                               "Both branches of a git merge added a revision. Merge them: `devtool sync --merge` (the "
+                               "database too) or `devtool migrate --merge \"MESSAGE\"`."),
     ErrorCode.APP_NOT_LOADED: (ExitCode.MIGRATION_FAILED, "Check FLASK_APP and that the app imports; `devtool -v` "
                                                           "shows more."),
     ErrorCode.REVISION_UNREADABLE: (ExitCode.MIGRATION_FAILED, "Fix or remove that file; nothing was changed."),
@@ -72,6 +75,13 @@ ERRORS = {
     ErrorCode.LOCK_TIMEOUT: (ExitCode.MIGRATION_FAILED, "Wait for the other migration to finish (or stop it), then "
                                                         "run again; raise the deadline with DEVTOOL_WAIT_TIMEOUT."),
     ErrorCode.INTERRUPTED: (ExitCode.INTERRUPTED, "`devtool status` shows where the database is."),
+    ErrorCode.ORPHANED: (ExitCode.ORPHANED, "Run `devtool sync` to bring the database to this checkout's head."),
+    ErrorCode.NO_COPY: (ExitCode.CANNOT_DOWNGRADE, "`devtool sync` says which revision has no copy, and which "
+                                                   "snapshot `devtool sync --restore` would put back."),
+    ErrorCode.COPIES_UNTRUSTED: (ExitCode.CANNOT_DOWNGRADE, "Something else writes to the container's /tmp: find "
+                                                            "out what, then run `devtool sync` again."),
+    ErrorCode.DOWNGRADE_FAILED: (ExitCode.CANNOT_DOWNGRADE, "That revision was rolled back whole. Fix its "
+                                                            "downgrade(), or `devtool sync --restore`."),
     ErrorCode.AGENT_FAILED: (ExitCode.MIGRATION_FAILED, "Run again with -v to see the container's output."),
     ErrorCode.COPY_UNSUPPORTED: (ExitCode.SNAPSHOT_FAILED, "Grant the app's database role CREATEDB and the ownership "
                                                            "of its database, so devtool can copy it inside the server."),
@@ -97,9 +107,16 @@ def agent_archive(agent_id: str, files: dict[str, bytes]) -> bytes:
     """A tar for /tmp: a fresh folder per upload (never rewritten while another run reads it); `complete`
     comes last, so a half-extracted copy is never used."""
     home = f"devtool-agent-{agent_id}-{uuid.uuid4().hex[:8]}"
+    return trusted_archive([(home, None), (f"{home}/devtool_agent", None),
+                            *((f"{home}/devtool_agent/{name}", data) for name, data in files.items()),
+                            (f"{home}/complete", b"")])
+
+
+def trusted_archive(entries: list[tuple[str, bytes | None]]) -> bytes:
+    """A tar of folders (data None) and files, in order, root-owned and writable by root only."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        def add(name: str, data: bytes | None) -> None:
+        for name, data in entries:
             info = tarfile.TarInfo(name)
             info.uid = info.gid = 0
             info.mtime = int(time.time())
@@ -109,12 +126,6 @@ def agent_archive(agent_id: str, files: dict[str, bytes]) -> bytes:
             else:
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
-
-        add(home, None)
-        add(f"{home}/devtool_agent", None)
-        for name, data in files.items():
-            add(f"{home}/devtool_agent/{name}", data)
-        add(f"{home}/complete", b"")
     return buffer.getvalue()
 
 
@@ -129,6 +140,17 @@ class Agent:
     def __init__(self, ctx: Any, container: Any, *, on_lost: Callable[[Any], None] | None = None) -> None:
         self.ctx, self.container = ctx, container
         self.on_lost = on_lost  # explains a container that stopped under the agent (raises)
+
+    def keep(self, line: bytes | str) -> None:
+        """A KEEP_MARK line: the agent applied a revision; keep a copy of its file in the project's state."""
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        try:
+            applied = decode(RevisionFile, json.loads(text[len(KEEP_MARK):]))
+        except (ValueError, TypeError):
+            return
+        if kept.keep(self.ctx.project, applied) is None:
+            self.ctx.out.warn(f"Could not keep a copy of revision {applied.id} in {kept.folder(self.ctx.project)}: "
+                              "`devtool sync` will need git to downgrade it after a checkout.")
 
     def _prepared(self, request: Request) -> Request:
         settings = self.ctx.settings
@@ -172,7 +194,7 @@ class Agent:
     def call(self, request: Request) -> Any:
         """Run one request and return its typed result; a failure becomes a DevtoolError with its exit code."""
         stdout = bytearray()
-        progress = _Lines(self.ctx)
+        progress = _Lines(self.ctx, self.keep)
 
         def collect(out: bytes | None, err: bytes | None) -> None:
             if out:
@@ -202,13 +224,44 @@ class Agent:
 
     def flask(self, args: list[str]) -> int:
         """`flask ARGS` in the container, output streamed live, exit code returned."""
-        def stream(out: bytes | None, err: bytes | None) -> None:
-            if out:
-                self.ctx.out.raw(out)
-            if err:
-                self.ctx.out.raw(err, stderr=True)
+        marked = _KeepLines(self.keep)
+        code = self._run(FlaskRequest(args=args), lambda out, err: self._stream(out, err, marked))
+        rest = marked.flush()
+        if rest:
+            self.ctx.out.raw(rest, stderr=True)
+        return code
 
-        return self._run(FlaskRequest(args=args), stream)
+    def _stream(self, out: bytes | None, err: bytes | None, marked: "_KeepLines") -> None:
+        if out:
+            self.ctx.out.raw(out)
+        if err:
+            shown = marked.feed(err)
+            if shown:
+                self.ctx.out.raw(shown, stderr=True)
+
+    @contextlib.contextmanager
+    def files(self, files: dict[str, bytes]) -> Iterator[str]:
+        """`files` in a fresh folder of the container's /tmp (root-owned, writable by root only, `complete`
+        last: the agent uses only such a folder), removed afterwards whatever happens. Yields its path."""
+        from docker.errors import APIError
+
+        home = f"devtool-revisions-{uuid.uuid4().hex[:16]}"
+        archive = trusted_archive([(home, None), *((f"{home}/{n}", d) for n, d in files.items()),
+                                   (f"{home}/complete", b"")])
+        try:
+            self.ctx.client.api.put_archive(self.container.id, "/tmp", archive)
+        except APIError as exc:
+            raise DevtoolError(f"Cannot copy revision files into container {self.container.name} (/tmp): "
+                               f"{exc.explanation or exc}; nothing was changed.", exit_code=ExitCode.STACK_FAILED,
+                               hint="devtool needs a writable /tmp in the backend container.") from None
+        try:
+            yield f"/tmp/{home}"
+        finally:
+            try:  # as root: the folder is root's; a container that went away took it along
+                exec_stream(self.ctx.client, self.container.id, ["rm", "-rf", "--", f"/tmp/{home}"],
+                            on_output=lambda out, err: None, user="0")
+            except DevtoolError:
+                pass
 
     def commands(self) -> Any:
         return self.call(CommandsRequest())
@@ -218,8 +271,8 @@ class _Lines:
     """The agent's stderr: progress lines (LOG_MARK) are shown as they come, the rest only with -v; the last
     lines are kept for a failure's detail."""
 
-    def __init__(self, ctx: Any) -> None:
-        self.ctx, self.pending, self.kept = ctx, b"", []
+    def __init__(self, ctx: Any, keep: Callable[[str], None]) -> None:
+        self.ctx, self.keep, self.pending, self.kept = ctx, keep, b"", []
 
     def feed(self, chunk: bytes) -> None:
         self.pending += chunk
@@ -233,6 +286,9 @@ class _Lines:
             self.pending = b""
 
     def _line(self, line: str) -> None:
+        if line.startswith(KEEP_MARK):
+            self.keep(line)
+            return
         self.kept = (self.kept + [line])[-15:]
         if line.startswith(LOG_MARK):
             self.ctx.out.info(line[len(LOG_MARK):])
@@ -241,6 +297,46 @@ class _Lines:
 
     def tail(self) -> str:
         return "\n".join(self.kept).strip()
+
+
+class _KeepLines:
+    """flask's stderr as it arrives, minus the agent's KEEP_MARK lines (handed to `keep`); only a line that
+    may be one (from its first byte) waits for its end."""
+
+    START = KEEP_MARK.encode()[:1]
+
+    def __init__(self, keep: Callable[[bytes], None]) -> None:
+        self.keep, self.pending = keep, b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data, self.pending, shown = self.pending + chunk, b"", bytearray()
+        while data:
+            start = data.find(self.START)
+            if start < 0:
+                shown += data
+                break
+            shown += data[:start]
+            end = data.find(b"\n", start)
+            if end < 0:
+                tail = data[start:]
+                if tail.startswith(KEEP_MARK.encode()) or KEEP_MARK.encode().startswith(tail):
+                    self.pending = tail  # (the start of) a KEEP line: wait for its end
+                else:
+                    shown += tail
+                break
+            line, data = data[start:end], data[end + 1:]
+            if line.startswith(KEEP_MARK.encode()):
+                self.keep(line)
+            else:
+                shown += line + b"\n"
+        return bytes(shown)
+
+    def flush(self) -> bytes:
+        rest, self.pending = self.pending, b""
+        if rest.startswith(KEEP_MARK.encode()):
+            self.keep(rest)
+            return b""
+        return rest
 
 
 def failure_error(failure: Failure) -> DevtoolError:

@@ -37,7 +37,7 @@ def setup(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapshot
                             f"{', '.join(imported.revision) or 'none'}).")
         result = migrations.upgrade(ctx, yes=yes, confirm=confirm, snapshot=snapshot)
     except DevtoolError as error:
-        if error.exit_code in (ExitCode.NEEDS_CONFIRMATION, ExitCode.SNAPSHOT_FAILED):
+        if error.exit_code in (ExitCode.NEEDS_CONFIRMATION, ExitCode.SNAPSHOT_FAILED, ExitCode.ORPHANED):
             raise
         failed = first_failure(run_checks(ctx))
         if failed is not None:

@@ -6,10 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from toolkit import migrations
+from toolkit import migrations, orphans
 from toolkit.agent.protocol import StatusResult
 from toolkit.engine import health, service_containers
-from toolkit.errors import DevtoolError
+from toolkit.errors import DevtoolError, ExitCode
+from toolkit.orphans import OrphanReport
 
 if TYPE_CHECKING:
     from toolkit.context import Context
@@ -30,10 +31,17 @@ class StatusReport:
     services: list[ServiceState]
     migrations: StatusResult | None = None
     migrations_error: DevtoolError | None = None  # why the migrations could not be read
+    orphans: OrphanReport | None = None  # the database is at revisions this checkout does not have
+
+    @property
+    def exit_code(self) -> int:
+        return ExitCode.ORPHANED if self.orphans else ExitCode.OK
 
     def as_json(self) -> dict:
         if self.migrations is not None:
-            migrations = dict(dataclasses.asdict(self.migrations), ok=True)
+            migrations = dict(dataclasses.asdict(self.migrations), ok=not self.orphans)
+            del migrations["known"]
+            migrations["orphans"] = self.orphans.as_json()["orphans"] if self.orphans else []
         else:
             migrations = {"error": self.migrations_error.message, "hint": self.migrations_error.hint}
         return {"project": self.project, "backend": self.backend,
@@ -52,6 +60,7 @@ def report(ctx: Context) -> StatusReport:
     result = StatusReport(project=ctx.project.name, backend=ctx.services.backend, services=services)
     try:
         result.migrations = migrations.status(ctx)
+        result.orphans = orphans.trace(ctx, result.migrations)
     except DevtoolError as exc:
         result.migrations_error = exc
     return result

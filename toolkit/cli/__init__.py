@@ -107,7 +107,8 @@ def given_options(ctx: typer.Context, fields: dict) -> dict:
 
 
 def _register() -> None:
-    from toolkit.cli import check, config, db, doctor, down, migrate, new, restore, setup, shell, snapshot, status, up
+    from toolkit.cli import (check, config, db, doctor, down, hooks, migrate, new, restore, setup, shell, snapshot,
+                             status, sync, up)
 
     app.command("up", help=up.__doc__)(up.command)
     app.command("down", help=down.__doc__)(down.command)
@@ -122,6 +123,8 @@ def _register() -> None:
     app.command("restore", help=restore.__doc__)(restore.command)
     app.command("config", help=config.__doc__)(config.command)
     app.command("new", help=new.__doc__)(new.command)
+    app.command("sync", help=sync.__doc__)(sync.command)
+    app.add_typer(hooks.app, name="hooks", help=hooks.__doc__)
 
 
 _register()

@@ -5,7 +5,7 @@ Example: devtool migrate "add posts table"
 
 import typer
 
-RISK_STYLE = {"safe": "green", "risky": "yellow", "rename": "magenta", "destructive": "bold red"}
+from toolkit.cli.review import RISK_STYLE, confirming
 
 
 def command(
@@ -17,6 +17,8 @@ def command(
     merge: bool = typer.Option(False, "--merge", help="Merge multiple heads before generating."),
     no_snapshot: bool = typer.Option(False, "--no-snapshot", help="Apply destructive changes without a snapshot "
                                                                   "first (when none can be taken)."),
+    sync_first: bool = typer.Option(False, "--sync", help="First bring the database to this checkout's head "
+                                                          "(`devtool sync`: after a git checkout), then migrate."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     from dataclasses import asdict
@@ -26,25 +28,19 @@ def command(
     out = ctx.obj.out
     out.json_mode = json_output
 
-    def confirm(result) -> bool:
-        show_review(out, result)
-        return out.confirm("Apply it?")
+    confirm = confirming(out, "Apply it?")
+    if sync_first:
+        from toolkit import sync
+        from toolkit.cli.sync import render as render_sync
 
+        both = sync.sync_then_migrate(ctx.obj, message, upgrade=not no_upgrade, yes=yes, fix_imports=fix_imports,
+                                      merge=merge, confirm=confirm)
+        out.emit({"ok": True, **asdict(both.migration), "sync": both.sync.as_json()},
+                 lambda: (render_sync(out, both.sync), render(out, both.migration)))
+        return
     result = migrations.migrate(ctx.obj, message, upgrade=not no_upgrade, yes=yes, fix_imports=fix_imports,
                                 merge=merge, confirm=confirm, snapshot=not no_snapshot)
     out.emit({"ok": True, **asdict(result)}, lambda: render(out, result))
-
-
-def show_review(out, result) -> None:
-    from rich.table import Table
-
-    table = Table(title="Needs review", title_justify="left")
-    for column in ("Revision", "Change", "Table", "Column", "Why"):
-        table.add_column(column)
-    for change in result.review:
-        table.add_row(change.revision or "", change.label, str(change.table or ""), str(change.column or ""),
-                      f"[{RISK_STYLE[change.risk]}]{change.risk}[/]: {change.reason}")
-    out.show(table)
 
 
 def render(out, result) -> None:

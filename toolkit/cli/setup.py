@@ -17,7 +17,7 @@ def command(ctx: typer.Context,
             no_snapshot: bool = typer.Option(False, "--no-snapshot", help="Apply destructive pending revisions "
                                                                           "without a snapshot first.")):
     from toolkit.cli.doctor import render
-    from toolkit.cli.migrate import show_review
+    from toolkit.cli.review import show_review
     from toolkit.setup import setup
 
     out = ctx.obj.out

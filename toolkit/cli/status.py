@@ -13,6 +13,8 @@ def command(ctx: typer.Context, json_output: bool = typer.Option(False, "--json"
     out.json_mode = json_output
     result = report(ctx.obj)
     out.emit(result.as_json(), lambda: render(out, result))
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
 
 
 def render(out, report) -> None:
@@ -31,6 +33,11 @@ def render(out, report) -> None:
     heads = ", ".join(h.id for h in info.heads) or "none"
     current = ", ".join(info.current or []) or "base (empty)"
     out.info(f"Database revision: {current}; head: {heads}")
+    if report.orphans:
+        out.error(f"The database has revisions applied that this checkout does not have: {report.orphans.names()}.",
+                  hint="Run `devtool sync` to bring the database to this checkout's head.",
+                  detail=report.orphans.detail())
+        return
     for revision in info.pending:
         out.warn(f"Pending: {revision.id} {revision.message}")
     if len(info.heads) > 1:

@@ -1,0 +1,44 @@
+"""Bring the database to this checkout's head after a git checkout or merge: downgrade the revisions this
+checkout does not have (from devtool's kept copies, or git), merge several heads (--merge), apply what is
+pending. Data a downgrade would lose needs --yes or a confirmation, and a snapshot is taken first.
+
+Example: devtool sync --yes
+"""
+
+import typer
+
+
+def command(
+    ctx: typer.Context,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Go ahead when a downgrade or revision would lose data."),
+    merge: bool = typer.Option(False, "--merge", help="Write a merge revision when the checkout has several heads."),
+    restore: bool = typer.Option(False, "--restore", help="Instead of downgrading, put back the newest snapshot "
+                                                          "taken at a revision of this checkout."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+):
+    from toolkit import sync
+
+    out = ctx.obj.out
+    out.json_mode = json_output
+    from toolkit.cli.review import confirming
+
+    report = sync.sync(ctx.obj, yes=yes, merge=merge, restore=restore, confirm=confirming(out, "Go ahead?"))
+    out.emit(report.as_json(), lambda: render(out, report))
+
+
+def render(out, report) -> None:
+    result = report.result
+    for revision in report.downgraded():
+        out.info(f"Downgraded {revision['id']} ({revision['message']}) using {revision['from']}.")
+    if result.merged:
+        out.success(f"Merged heads into {result.merged.id}: {result.merged.host_path or result.merged.path}.")
+    for revision in result.applied:
+        out.info(f"Applied {revision.id} ({revision.message}).")
+    if result.snapshot:
+        out.info(f"Snapshot {result.snapshot['name']} taken first; `devtool restore {result.snapshot['name']}` "
+                 "brings that data back.")
+    head = ", ".join(result.current_after) or "base"
+    if result.downgraded or result.applied or result.merged or report.restored:
+        out.success(f"Synced: the database is at this checkout's head ({head}).")
+    else:
+        out.success(f"Nothing to do: the database is at this checkout's head ({head}).")
