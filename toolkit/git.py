@@ -10,6 +10,8 @@ from pathlib import Path
 from toolkit.kept import RevisionCopy, parse
 
 GIT_TIMEOUT = 15.0  # seconds for one git call (a large history's `log -S` is the slowest)
+KINDS = {"refs/heads/": ("branch", "branches"), "refs/remotes/": ("remote branch", "remote branches"),
+         "refs/tags/": ("tag", "tags")}
 
 
 def _git(cwd: Path, *args: str, input: bytes | None = None) -> bytes | None:
@@ -79,15 +81,18 @@ def _objects(top: Path, names: list[str]) -> list[bytes | None]:
 
 def _where(top: Path, commit: str, path: str) -> str:
     """The branches (or tags, remotes) whose tip still has the file, else the commit alone."""
-    refs = (_git(top, "for-each-ref", "--contains", commit, "--format=%(refname:short)", "refs/heads",
-                 "refs/remotes", "refs/tags") or b"").decode("utf-8", "replace").split()
+    refs = (_git(top, "for-each-ref", "--contains", commit, "--format=%(refname)", *KINDS) or b"").decode(
+        "utf-8", "replace").split()
     having = []
     if refs:
         checked = _git(top, "cat-file", "--batch-check", input="".join(f"{r}:{path}\n" for r in refs).encode())
         lines = (checked or b"").decode("utf-8", "replace").splitlines()
         having = [ref for ref, line in zip(refs, lines) if not line.endswith(" missing")]
-    short = commit[:10]
-    if having:
-        label = "branch" if len(having) == 1 else "branches"
-        return f"{label} {', '.join(having)} (commit {short}, {path})"
-    return f"commit {short} ({path}; no branch has it any more)"
+    named = []
+    for prefix, (one, many) in KINDS.items():
+        names = [ref[len(prefix):] for ref in having if ref.startswith(prefix)]
+        if names:
+            named.append(f"{one if len(names) == 1 else many} {', '.join(names)}")
+    if named:
+        return f"{'; '.join(named)} (commit {commit[:10]}, {path})"
+    return f"commit {commit[:10]} ({path}; no branch has it any more)"

@@ -55,26 +55,29 @@ class SyncedMigration:
 
 def sync(ctx: Context, *, yes: bool = False, merge: bool = False, restore: bool = False,
          confirm: Confirm = never) -> SyncReport:
+    """The database to the checkout's head: the revisions the checkout lacks downgraded (or, with `restore`,
+    the newest snapshot at a revision of the checkout put back), several heads merged, the pending applied."""
     ctx.services.backend  # a wrong --service fails before anything starts
     agent = ctx.target.agent()
     with ctx.out.status("Reading the database's revision…"):
         status = agent.call(StatusRequest())
     report = orphans.trace(ctx, status)
-    restored = saved = None
     if restore and report is None:
         ctx.out.info("The database is at a revision of this checkout: nothing to restore.")
-    elif restore:
-        saved, restored = _restore(ctx, status, report)
-    elif report is not None and report.missing:
-        raise _cannot_downgrade(ctx, status, report, _no_copy_reason(report))
-    elif report is None and len(status.heads) == 1 and not status.pending:
+    if report is None and len(status.heads) == 1 and not status.pending:
         current = status.current or []
         return SyncReport(MigrationResult(status=Status.UP_TO_DATE, database=status.database,
                                           current_before=current, current_after=current))
-    planned = report if report is not None and restored is None else None
+    restored = saved = None
+    downgrade = report
+    if report is not None and restore:
+        saved, restored = _restore(ctx, status, report)
+        downgrade = None
+    elif report is not None and report.missing:
+        raise _cannot_downgrade(ctx, status, report, _no_copy_reason(report))
     copies = {f"revision_{hashlib.sha256(o.copy.content).hexdigest()[:16]}.py": o.copy.content
-              for o in planned.orphans} if planned else {}
-    request = SyncRequest(expected=[o.id for o in planned.orphans] if planned else [], merge=merge)
+              for o in downgrade.orphans} if downgrade else {}
+    request = SyncRequest(expected=[o.id for o in downgrade.orphans] if downgrade else [], merge=merge)
     result = _call(ctx, agent, request, copies, status, report)
     while result.status == Status.NEEDS_REVIEW:
         approved = _approve(result, yes, confirm)
@@ -136,7 +139,7 @@ def restorable(ctx: Context, known: list[str]) -> dict | None:
     return next((m for m in snapshots.list_snapshots(ctx) if set(m.get("revision") or []) <= set(known)), None)
 
 
-def _age(created: str) -> str:
+def age(created: str) -> str:
     try:
         seconds = (datetime.now(timezone.utc) - datetime.fromisoformat(created)).total_seconds()
     except (TypeError, ValueError):
@@ -149,7 +152,7 @@ def _age(created: str) -> str:
 
 def _restore_offer(snapshot: dict, report: OrphanReport) -> str:
     at = ", ".join(snapshot.get("revision") or []) or "base"
-    return (f"`devtool sync --restore` puts back snapshot {snapshot['name']} (taken {_age(snapshot['created'])}, "
+    return (f"`devtool sync --restore` puts back snapshot {snapshot['name']} (taken {age(snapshot['created'])}, "
             f"at revision {at}): every change to the database since then is lost, the data of {report.names()} "
             f"included; devtool snapshots the database as it is first.")
 
@@ -170,7 +173,7 @@ def _cannot_downgrade(ctx: Context, status: StatusResult, report: OrphanReport, 
     return DevtoolError(f"Cannot downgrade: {reason}; {changed}.", hint=hint,
                         exit_code=ExitCode.CANNOT_DOWNGRADE, detail=report.detail(),
                         data={"code": failure.get("code", ErrorCode.NO_COPY), **report.as_json(),
-                              "restorable": snapshot})
+                              "current": failure.get("current") or report.current, "restorable": snapshot})
 
 
 def _restore(ctx: Context, status: StatusResult, report: OrphanReport) -> tuple[dict, dict]:
@@ -183,7 +186,4 @@ def _restore(ctx: Context, status: StatusResult, report: OrphanReport) -> tuple[
                                 "says what else can be done.", exit_code=ExitCode.SNAPSHOT_FAILED)
     saved = snapshots.take(ctx, reason="before sync --restore", database=status.database, revision=status.current)
     snapshots.restore(ctx, snapshot["name"])
-    ctx.out.success(f"Restored snapshot {snapshot['name']} (taken {_age(snapshot['created'])}, at revision "
-                    f"{', '.join(snapshot.get('revision') or []) or 'base'}); the database as it was is in "
-                    f"snapshot {saved['name']}.")
     return saved, snapshot

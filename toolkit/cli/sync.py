@@ -27,7 +27,14 @@ def command(
 
 
 def render(out, report) -> None:
+    from toolkit.sync import age
+
     result = report.result
+    if report.restored:
+        restored, saved = report.restored, report.saved
+        out.success(f"Restored snapshot {restored['name']} (taken {age(restored['created'])}, at revision "
+                    f"{', '.join(restored.get('revision') or []) or 'base'}); the database as it was is in snapshot "
+                    f"{saved['name']} (`devtool restore {saved['name']}`).")
     for revision in report.downgraded():
         out.info(f"Downgraded {revision['id']} ({revision['message']}) using {revision['from']}.")
     if result.merged:
