@@ -140,21 +140,23 @@ def restorable(ctx: Context, known: list[str]) -> dict | None:
 
 
 def age(created: str) -> str:
+    """When a snapshot was taken, for people: "2026-11-25 17:46 UTC, 3 hour(s) ago"."""
     try:
-        seconds = (datetime.now(timezone.utc) - datetime.fromisoformat(created)).total_seconds()
+        moment = datetime.fromisoformat(created).astimezone(timezone.utc)
     except (TypeError, ValueError):
-        return "age unknown"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit}(s) ago"
-    return "just now"
+        return f"at {created}"
+    seconds = (datetime.now(timezone.utc) - moment).total_seconds()
+    ago = next((f"{int(seconds // size)} {unit}(s) ago" for unit, size in (("day", 86400), ("hour", 3600),
+                                                                          ("minute", 60)) if seconds >= size),
+               "just now")
+    return f"{moment:%Y-%m-%d %H:%M} UTC, {ago}"
 
 
 def _restore_offer(snapshot: dict, report: OrphanReport) -> str:
     at = ", ".join(snapshot.get("revision") or []) or "base"
     return (f"`devtool sync --restore` puts back snapshot {snapshot['name']} (taken {age(snapshot['created'])}, "
-            f"at revision {at}): every change to the database since then is lost, the data of {report.names()} "
-            f"included; devtool snapshots the database as it is first.")
+            f"at revision {at}): every change made to the database since then is lost, the data of "
+            f"{report.names()} included; devtool snapshots the database as it is first.")
 
 
 def _cannot_downgrade(ctx: Context, status: StatusResult, report: OrphanReport, reason: str,
