@@ -47,9 +47,9 @@ def verdict(status: StatusResult, report: OrphanReport | None = None) -> tuple[i
                         "run `devtool sync`")
         codes.append(ExitCode.ORPHANED)
     if len(status.heads) > 1:
-        listed = ", ".join(f"{h.id} ({h.message})" for h in status.heads)
-        problems.append(f"{len(status.heads)} heads ({listed}; both branches of a git merge added a revision): "
-                        f"merge with `devtool sync --merge`")
+        listed = ", ".join(f"{h.id} {h.message}" for h in status.heads)  # as migrate and sync say it
+        problems.append(f"the migrations have {len(status.heads)} heads ({listed}): both branches of a git merge "
+                        "added a revision; merge them with `devtool sync --merge`")
         codes.append(ExitCode.MULTIPLE_HEADS)
     if status.pending:
         problems.append(f"database behind head by {len(status.pending)} revision(s): `devtool db upgrade`")
