@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -68,7 +67,8 @@ class Repo:
         upgraded = self.stack.devtool("db", "upgrade")
         assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
         assert self.stack.db_revision() == initial
-        shutil.rmtree(self.root.parent / "state" / "devtool" / "snapshots", ignore_errors=True)
+        pruned = self.stack.devtool("snapshot", "prune", "--keep", "0")
+        assert pruned.returncode == 0, pruned.stderr
 
 
 @pytest.fixture(scope="module")

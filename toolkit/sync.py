@@ -23,6 +23,7 @@ from toolkit.agent.protocol import (ErrorCode, MigrationResult, Risk, Status, St
 from toolkit.errors import DevtoolError, ExitCode
 from toolkit.migrations import Confirm, never
 from toolkit.orphans import OrphanReport
+from toolkit.snapshots import Snapshot
 
 if TYPE_CHECKING:
     from toolkit.context import Context
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 class SyncReport:
     result: MigrationResult
     orphans: OrphanReport | None = None  # what the database was at that the checkout lacks (None: nothing)
-    restored: dict | None = None  # --restore: the snapshot put back
-    saved: dict | None = None  # --restore: the snapshot of the database as it was before
+    restored: dict | None = None  # --restore: the snapshot put back (a SNAPSHOT, as `snapshot list --json`)
+    saved: dict | None = None  # --restore: the snapshot of the database as it was before (None: --no-snapshot)
 
     def downgraded(self) -> list[dict]:
         where = {o.id: o.copy.where for o in self.orphans.orphans if o.copy} if self.orphans else {}
@@ -54,7 +55,7 @@ class SyncedMigration:
 
 
 def sync(ctx: Context, *, yes: bool = False, merge: bool = False, restore: bool = False,
-         confirm: Confirm = never) -> SyncReport:
+         confirm: Confirm = never, snapshot: bool = True) -> SyncReport:
     """The database to the checkout's head: the revisions the checkout lacks downgraded (or, with `restore`,
     the newest snapshot at a revision of the checkout put back), several heads merged, the pending applied."""
     ctx.services.backend  # a wrong --service fails before anything starts
@@ -71,7 +72,7 @@ def sync(ctx: Context, *, yes: bool = False, merge: bool = False, restore: bool 
     restored = saved = None
     downgrade = report
     if report is not None and restore:
-        saved, restored = _restore(ctx, status, report)
+        saved, restored = _restore(ctx, status, snapshot)
         downgrade = None
     elif report is not None and report.missing:
         raise _cannot_downgrade(ctx, status, report, _no_copy_reason(report))
@@ -81,20 +82,21 @@ def sync(ctx: Context, *, yes: bool = False, merge: bool = False, restore: bool 
     result = _call(ctx, agent, request, copies, status, report)
     while result.status == Status.NEEDS_REVIEW:
         approved = _approve(result, yes, confirm)
-        snapshot = _snapshot_first(ctx, result)
+        taken = _snapshot_first(ctx, result, snapshot)
         result = _call(ctx, agent, replace(request, approved=approved), copies, status, report)
-        result.snapshot = result.snapshot or snapshot
+        result.snapshot = result.snapshot or taken
     if result.merged is not None:
         result.merged.host_path = ctx.target.host_path(result.merged.path)
     return SyncReport(result, report, restored, saved)
 
 
 def sync_then_migrate(ctx: Context, message: str, *, yes: bool = False, merge: bool = False,
-                      confirm: Confirm = never, **migrate_options) -> SyncedMigration:
+                      confirm: Confirm = never, snapshot: bool = True, **migrate_options) -> SyncedMigration:
     """`devtool migrate --sync`: the database to the checkout's head first, then the migration."""
     migrations.validate_message(message)
-    synced = sync(ctx, yes=yes, merge=merge, confirm=confirm)
-    return SyncedMigration(synced, migrations.migrate(ctx, message, yes=yes, confirm=confirm, **migrate_options))
+    synced = sync(ctx, yes=yes, merge=merge, confirm=confirm, snapshot=snapshot)
+    return SyncedMigration(synced, migrations.migrate(ctx, message, yes=yes, confirm=confirm, snapshot=snapshot,
+                                                      **migrate_options))
 
 
 def _call(ctx: Context, agent, request: SyncRequest, copies: dict[str, bytes], status: StatusResult,
@@ -122,11 +124,22 @@ def _approve(result: MigrationResult, yes: bool, confirm: Confirm) -> list[str]:
                        exit_code=ExitCode.NEEDS_CONFIRMATION, data=dataclasses.asdict(result))
 
 
-def _snapshot_first(ctx: Context, result: MigrationResult) -> dict | None:
-    """A snapshot before a downgrade (or a pending revision) that loses data."""
+def _snapshot_first(ctx: Context, result: MigrationResult, wanted: bool) -> dict | None:
+    """A snapshot before a downgrade (or a pending revision) that loses data; when none can be taken, nothing
+    is changed and --no-snapshot is the deliberate way on."""
     if not any(c.risk in Risk.SNAPSHOT_FIRST for c in result.review):
         return None
-    return snapshots.take(ctx, reason="before sync", database=result.database, revision=result.current_before)
+    if not wanted:
+        ctx.out.warn("No snapshot before data is lost (--no-snapshot): devtool cannot bring it back.")
+        return None
+    try:
+        return snapshots.take(ctx, reason="before sync").as_json()
+    except DevtoolError as exc:
+        raise DevtoolError(f"No snapshot before the sync loses data, so nothing was changed. {exc.message}",
+                           detail=exc.detail, exit_code=ExitCode.SNAPSHOT_FAILED,
+                           hint=(exc.hint + " " if exc.hint else "") + "To go ahead without a snapshot, run again "
+                                                                         "with --no-snapshot.",
+                           data=dataclasses.asdict(result)) from None
 
 
 def _no_copy_reason(report: OrphanReport) -> str:
@@ -134,9 +147,10 @@ def _no_copy_reason(report: OrphanReport) -> str:
     return f"there is no copy of {names} anywhere (devtool kept none, and no git branch or commit has it)"
 
 
-def restorable(ctx: Context, known: list[str]) -> dict | None:
-    """The newest snapshot taken at a revision of this checkout."""
-    return next((m for m in snapshots.list_snapshots(ctx) if set(m.get("revision") or []) <= set(known)), None)
+def restorable(ctx: Context, known: list[str]) -> Snapshot | None:
+    """The backend service's newest snapshot taken at a revision of this checkout."""
+    return next((s for s in snapshots.list_snapshots(ctx, ctx.services.backend) if set(s.revision) <= set(known)),
+                None)
 
 
 def age(created: str) -> str:
@@ -152,9 +166,9 @@ def age(created: str) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC, {ago}"
 
 
-def _restore_offer(snapshot: dict, report: OrphanReport) -> str:
-    at = ", ".join(snapshot.get("revision") or []) or "base"
-    return (f"`devtool sync --restore` puts back snapshot {snapshot['name']} (taken {age(snapshot['created'])}, "
+def _restore_offer(snapshot: Snapshot, report: OrphanReport) -> str:
+    at = ", ".join(snapshot.revision) or "base"
+    return (f"`devtool sync --restore` puts back snapshot {snapshot.name} (taken {age(snapshot.created)}, "
             f"at revision {at}): every change made to the database since then is lost, the data of "
             f"{report.names()} included; devtool snapshots the database as it is first.")
 
@@ -175,17 +189,18 @@ def _cannot_downgrade(ctx: Context, status: StatusResult, report: OrphanReport, 
     return DevtoolError(f"Cannot downgrade: {reason}; {changed}.", hint=hint,
                         exit_code=ExitCode.CANNOT_DOWNGRADE, detail=report.detail(),
                         data={"code": failure.get("code", ErrorCode.NO_COPY), **report.as_json(),
-                              "current": failure.get("current") or report.current, "restorable": snapshot})
+                              "current": failure.get("current") or report.current,
+                              "restorable": snapshot.as_json() if snapshot else None})
 
 
-def _restore(ctx: Context, status: StatusResult, report: OrphanReport) -> tuple[dict, dict]:
+def _restore(ctx: Context, status: StatusResult, wanted: bool) -> tuple[dict | None, dict]:
     """--restore: the newest snapshot at a revision of this checkout replaces the database, which is
-    snapshotted first (nothing is lost for good)."""
+    snapshotted first (nothing is lost for good; --no-snapshot: it is not)."""
     snapshot = restorable(ctx, status.known)
     if snapshot is None:
         raise DevtoolError("No snapshot taken at a revision of this checkout to restore; nothing was changed.",
                            hint="`devtool snapshot list` shows the snapshots and their revisions; `devtool sync` "
                                 "says what else can be done.", exit_code=ExitCode.SNAPSHOT_FAILED)
-    saved = snapshots.take(ctx, reason="before sync --restore", database=status.database, revision=status.current)
-    snapshots.restore(ctx, snapshot["name"])
-    return saved, snapshot
+    saved = snapshots.take(ctx, reason="before sync --restore").as_json() if wanted else None
+    snapshots.restore(ctx, snapshot.name)
+    return saved, snapshot.as_json()

@@ -404,12 +404,4 @@ def revisions(request) -> RevisionsResult:
     """Which of the given revisions this checkout's migrations do not have."""
     session = Session(request)
     script = session.script()
-    unknown = []
-    for revision in request.revisions:
-        try:
-            found = script.get_revision(revision)
-        except Exception:
-            found = None
-        if found is None:
-            unknown.append(revision)
-    return RevisionsResult(unknown=unknown, heads=sorted(script.get_heads()))
+    return RevisionsResult(unknown=orphans(script, request.revisions), heads=sorted(script.get_heads()))

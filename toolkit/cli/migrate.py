@@ -34,7 +34,7 @@ def command(
         from toolkit.cli.sync import render as render_sync
 
         both = sync.sync_then_migrate(ctx.obj, message, upgrade=not no_upgrade, yes=yes, fix_imports=fix_imports,
-                                      merge=merge, confirm=confirm)
+                                      merge=merge, confirm=confirm, snapshot=not no_snapshot)
         out.emit({"ok": True, **asdict(both.migration), "sync": both.sync.as_json()},
                  lambda: (render_sync(out, both.sync), render(out, both.migration)))
         return

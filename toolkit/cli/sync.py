@@ -14,6 +14,8 @@ def command(
     merge: bool = typer.Option(False, "--merge", help="Write a merge revision when the checkout has several heads."),
     restore: bool = typer.Option(False, "--restore", help="Instead of downgrading, put back the newest snapshot "
                                                           "taken at a revision of this checkout."),
+    no_snapshot: bool = typer.Option(False, "--no-snapshot", help="Lose data without a snapshot first (when none "
+                                                                  "can be taken)."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     from toolkit import sync
@@ -22,7 +24,8 @@ def command(
     out.json_mode = json_output
     from toolkit.cli.review import confirming
 
-    report = sync.sync(ctx.obj, yes=yes, merge=merge, restore=restore, confirm=confirming(out, "Go ahead?"))
+    report = sync.sync(ctx.obj, yes=yes, merge=merge, restore=restore, confirm=confirming(out, "Go ahead?"),
+                       snapshot=not no_snapshot)
     out.emit(report.as_json(), lambda: render(out, report))
 
 
@@ -32,9 +35,10 @@ def render(out, report) -> None:
     result = report.result
     if report.restored:
         restored, saved = report.restored, report.saved
+        kept = (f"the database as it was is in snapshot {saved['name']} (`devtool restore {saved['name']}`)" if saved
+                else "the database as it was is gone (--no-snapshot)")
         out.success(f"Restored snapshot {restored['name']} (taken {age(restored['created'])}, at revision "
-                    f"{', '.join(restored.get('revision') or []) or 'base'}); the database as it was is in snapshot "
-                    f"{saved['name']} (`devtool restore {saved['name']}`).")
+                    f"{', '.join(restored.get('revision') or []) or 'base'}); {kept}.")
     for revision in report.downgraded():
         out.info(f"Downgraded {revision['id']} ({revision['message']}) using {revision['from']}.")
     if result.merged:
