@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ def pytest_configure(config):
     imported = Path(toolkit.__file__).resolve().parent
     if imported != REPO / "toolkit":
         raise pytest.UsageError(f"the tests import toolkit from {imported}, not from their checkout {REPO}")
+    # devtool's state (kept revisions, snapshot metadata) of the suite's throw-away projects stays out of the
+    # user's own ~/.local/state/devtool: one folder for the run (xdist workers inherit it), removed at its end
+    if "DEVTOOL_TEST_STATE" not in os.environ:
+        os.environ["DEVTOOL_TEST_STATE"] = os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="devtool-state-")
+        config.add_cleanup(lambda: shutil.rmtree(os.environ["DEVTOOL_TEST_STATE"], ignore_errors=True))
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects anything: every collected test is checked

@@ -15,7 +15,7 @@ from conftest import run_devtool, run_devtool_each
 
 CONFIG_EXIT = 3
 KEYS = ["project_dir", "backend_service", "compose_files", "project_name", "migrations_dir", "flask_app",
-        "db_service", "snapshot_keep", "snapshot_image", "wait_timeout"]
+        "db_service", "snapshot_keep", "snapshot_image", "wait_timeout", "hook_deadline"]
 COMPOSE = """services:
   web:
     image: python:3.11-slim-bookworm
@@ -58,7 +58,7 @@ def test_devtool_toml_values_and_source(tmp_path):
     path = tmp_path / "devtool.toml"
     path.write_text('backend_service = "api"\ncompose_files = ["compose.yaml", "ops/extra.yaml"]\n'
                     'project_name = "shop"\nmigrations_dir = "db/migrations"\nflask_app = "shop:create_app"\n'
-                    'db_service = "postgres"\nsnapshot_keep = 3\nsnapshot_image = "postgres:16"\nwait_timeout = 45\n')
+                    'db_service = "postgres"\nsnapshot_keep = 3\nsnapshot_image = "postgres:16"\nwait_timeout = 45\nhook_deadline = 10\n')
     report = config(tmp_path)
     source = f"devtool.toml ({path})"
     assert {k: v["source"] for k, v in report.items() if k != "project_dir"} == {k: source for k in KEYS[1:]}

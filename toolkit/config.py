@@ -82,6 +82,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("snapshot_keep", "an integer ≥ 1", _positive_int, _env_number),
     Key("snapshot_image", "a non-empty string (an image with pg_dump, e.g. 'postgres:16')", _string, str),
     Key("wait_timeout", "a number of seconds > 0", _positive_number, _env_number),
+    Key("hook_deadline", "a number of seconds > 0", _positive_number, _env_number),
 )}
 
 

@@ -25,6 +25,7 @@ class Settings:
     snapshot_keep: int = 10
     snapshot_image: str | None = None
     wait_timeout: float = 180.0
+    hook_deadline: float = 4.0
     verbose: bool = False
     # Where each effective value came from: "default", "devtool.toml (<path>)", "pyproject.toml [tool.devtool]
     # (<path>)", "env DEVTOOL_X", "command line" (toolkit/config.py fills it; `devtool config` shows it).

@@ -27,7 +27,6 @@ HOOKS = ("post-checkout", "post-merge")
 BEGIN = "# >>> devtool hooks >>>"
 END = "# <<< devtool hooks <<<\n"
 SHEBANG = "#!/bin/sh\n"
-CHECK_DEADLINE = 4.0  # seconds the hook's check may take before it gives up silently
 # How devtool put its block in (the BEGIN line says it, so uninstall can put the file back exactly):
 CREATED, APPENDED, APPENDED_NEWLINE = "created the file", "appended", "appended after a newline"
 
@@ -162,9 +161,9 @@ def mismatch(ctx: Context) -> str | None:
     return None
 
 
-def check(ctx: Context, deadline: float = CHECK_DEADLINE) -> str | None:
-    """mismatch() within `deadline` seconds; None when it fails or takes longer (a stopped engine, a stack
-    that is down, a hung socket): the hook must never stand in git's way."""
+def check(ctx: Context) -> str | None:
+    """mismatch() within the `hook_deadline` setting's seconds; None when it fails or takes longer (a stopped
+    engine, a stack that is down, a hung socket): the hook must never stand in git's way."""
     found: list[str | None] = []
 
     def run() -> None:
@@ -175,5 +174,5 @@ def check(ctx: Context, deadline: float = CHECK_DEADLINE) -> str | None:
 
     worker = threading.Thread(target=run, name="devtool-hook-check", daemon=True)
     worker.start()
-    worker.join(deadline)
+    worker.join(ctx.settings.hook_deadline)
     return found[0] if found else None
