@@ -48,10 +48,24 @@ def fails(cwd: Path, *args: str, env: dict | None = None, code: int = CONFIG_EXI
 
 def test_without_configuration_everything_is_default(tmp_path):
     report = config(tmp_path)
-    assert list(report) == KEYS
+    assert list(report) == KEYS + ["dialect"]  # and the dialect the compose file's DATABASE_URL names
+    assert report.pop("dialect") == {"value": None, "source": f"unknown: No compose file found in {tmp_path} or "
+                                                              "its parents."}
     assert all(entry["source"] == "default" for entry in report.values())
     assert report["snapshot_keep"]["value"] == 10 and report["wait_timeout"]["value"] == 180.0
     assert report["backend_service"]["value"] is None and report["compose_files"]["value"] == []
+
+
+@pytest.mark.parametrize("url, dialect", [("mysql+pymysql://app:pw@db/app", "mysql"),
+                                          ("sqlite:////data/app.db", "sqlite"),
+                                          ("postgres://app:pw@db/app", "postgresql")])
+def test_config_names_the_dialect_of_the_backends_url(tmp_path, url, dialect):
+    (tmp_path / "compose.yaml").write_text(f"services:\n  backend:\n    image: x\n    environment:\n"
+                                           f"      DATABASE_URL: {url}\n")
+    report = config(tmp_path)
+    assert report["dialect"] == {"value": dialect, "source": "DATABASE_URL of service backend (compose)"}
+    shown = run_devtool("config", cwd=tmp_path)
+    assert shown.returncode == 0 and "pw" not in shown.stdout and dialect in shown.stdout
 
 
 def test_devtool_toml_values_and_source(tmp_path):
@@ -61,7 +75,8 @@ def test_devtool_toml_values_and_source(tmp_path):
                     'db_service = "postgres"\nsnapshot_keep = 3\nsnapshot_image = "postgres:16"\nwait_timeout = 45\nhook_deadline = 10\n')
     report = config(tmp_path)
     source = f"devtool.toml ({path})"
-    assert {k: v["source"] for k, v in report.items() if k != "project_dir"} == {k: source for k in KEYS[1:]}
+    assert {k: v["source"] for k, v in report.items() if k not in ("project_dir", "dialect")} == \
+        {k: source for k in KEYS[1:]}
     assert report["backend_service"]["value"] == "api"
     # relative to the file that names them
     assert report["compose_files"]["value"] == [str(tmp_path / "compose.yaml"), str(tmp_path / "ops/extra.yaml")]

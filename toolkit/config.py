@@ -246,3 +246,26 @@ def describe(settings: Settings) -> dict[str, dict[str, Any]]:
             value = [str(v) for v in value]
         report[name] = {"value": value, "source": settings.sources.get(name, DEFAULT)}
     return report
+
+
+URL_VARIABLES = ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI")  # where compose files usually give the app its URL
+
+
+def dialect_entry(ctx: Any) -> dict[str, Any]:
+    """{"value": ..., "source": ...} for `devtool config`: the database dialect the backend service's URL names
+    in the compose model (no engine needed); the value is None when the compose file does not say."""
+    from toolkit.dialects import name_of_url
+
+    try:
+        service = ctx.services.backend
+        environment = ctx.project.services[service].get("environment") or {}
+    except DevtoolError as exc:
+        return {"value": None, "source": f"unknown: {exc.message}"}
+    if not isinstance(environment, dict):
+        environment = dict(e.split("=", 1) for e in environment if "=" in e)
+    for name in URL_VARIABLES:
+        dialect = name_of_url(str(environment.get(name) or ""))
+        if dialect:
+            return {"value": dialect, "source": f"{name} of service {service} (compose)"}
+    return {"value": None, "source": f"not in service {service}'s compose environment: the app's own settings "
+                                    "decide (`devtool status` shows it)"}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolkit import migrations, orphans
 from toolkit.agent.protocol import ErrorCode
+from toolkit.dialects import describe
 from toolkit.errors import DevtoolError
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def _backend_checks(ctx: Context, add: Any) -> None:
     reachable = status.database_error is None
     database = status.database
     add("Database reachable from the backend", reachable,
-        f"{database.backend} at {database.host}:{database.port}/{database.name}" if reachable
+        describe(database, status.server_version, status.dialect) if reachable
         else status.database_error, "Check DATABASE_URL and that the db service is healthy.")
     add("Migrations folder", True, status.directory)
     heads = status.heads

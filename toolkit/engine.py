@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -191,22 +192,97 @@ def ensure_image(client: Any, image: str) -> str | None:
 
 @dataclass
 class Sidecar:
-    """A throw-away container next to another one: commands run in it, files go into it."""
+    """A container next to another one (a throw-away one, or a service's own): commands run in it (with
+    `environment`), files go into private folders in it."""
 
     client: Any
     id: str
+    environment: dict[str, str] | None = None
+    folders: list[str] = field(default_factory=list)  # the private folders put() made
 
     def run(self, command: list[str], on_output: Callable[[bytes | None, bytes | None], None]) -> int:
-        return exec_stream(self.client, self.id, command, on_output=on_output)
+        return exec_stream(self.client, self.id, command, on_output=on_output, environment=self.environment)
 
     def put(self, path: Path, name: str) -> str:
-        """Copy a host file into the sidecar's /tmp as `name` (streamed: dumps can be large); its path there."""
+        """Copy a host file into a new private folder of the container's /tmp (streamed: dumps can be large);
+        its path there."""
+        folder = put_private(self.client, self.id, path, name)
+        self.folders.append(folder)
+        return f"{folder}/{name}"
+
+    def clean(self) -> None:
+        """Remove the folders put() made (a service's own container keeps running)."""
+        if self.folders:
+            exec_stream(self.client, self.id, ["rm", "-rf", "--", *self.folders], on_output=lambda out, err: None)
+            self.folders.clear()
+
+
+def put_private(client: Any, container_id: str, path: Path, name: str, *, mode: int = 0o700) -> str:
+    """`path` as `name` in a new folder /tmp/devtool-<random> of the container, root's, that nobody else may
+    write (`mode` 0o755 lets a container user that is not root read it); the folder's path."""
+    import uuid
+
+    folder = f"devtool-{uuid.uuid4().hex[:12]}"
+    with tempfile.TemporaryFile() as archive:
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, 0, 0
+            tar.addfile(info)
+            tar.add(str(path), arcname=f"{folder}/{name}", filter=lambda member: _owned_by_root(member, mode))
+        archive.seek(0)
+        _put_archive(client, container_id, archive)
+    return f"/tmp/{folder}"
+
+
+def _owned_by_root(member: tarfile.TarInfo, mode: int) -> tarfile.TarInfo:
+    member.uid = member.gid = 0
+    member.uname = member.gname = "root"
+    member.mode = mode & 0o644
+    return member
+
+
+def _put_archive(client: Any, container_id: str, archive: Any) -> None:
+    from docker.errors import APIError
+
+    try:
+        client.api.put_archive(container_id, "/tmp", archive)
+    except APIError as exc:
+        raise DevtoolError(f"The Docker engine could not copy a file into the container: {exc.explanation or exc}.",
+                           exit_code=ExitCode.SNAPSHOT_FAILED, hint="devtool needs a writable /tmp in it.") from None
+
+
+def fetch_file(client: Any, container_id: str, path: str, into: Any) -> None:
+    """Write the container's file `path` to `into` (streamed out of the engine's tar)."""
+    from docker.errors import APIError
+
+    try:
+        stream, _ = client.api.get_archive(container_id, path)
         with tempfile.TemporaryFile() as archive:
-            with tarfile.open(fileobj=archive, mode="w") as tar:
-                tar.add(str(path), arcname=name)
+            for chunk in stream:
+                archive.write(chunk)
             archive.seek(0)
-            self.client.api.put_archive(self.id, "/tmp", archive)
-        return f"/tmp/{name}"
+            with tarfile.open(fileobj=archive, mode="r|") as tar:
+                for member in tar:
+                    if member.isfile():
+                        shutil.copyfileobj(tar.extractfile(member), into)
+                        return
+    except APIError as exc:
+        raise DevtoolError(f"The Docker engine could not copy {path} out of the container: "
+                           f"{exc.explanation or exc}.", exit_code=ExitCode.SNAPSHOT_FAILED) from None
+    raise DevtoolError(f"The Docker engine sent no file for {path}.", exit_code=ExitCode.SNAPSHOT_FAILED)
+
+
+@contextlib.contextmanager
+def inside(client: Any, container_id: str, environment: dict[str, str]) -> Iterator[Sidecar]:
+    """A running container used like a sidecar (commands with `environment`); the files put in it go after."""
+    tools = Sidecar(client, container_id, environment)
+    try:
+        yield tools
+    finally:
+        try:
+            tools.clean()
+        except DevtoolError:
+            pass  # the container went away: so did its /tmp
 
 
 @contextlib.contextmanager

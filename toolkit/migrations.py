@@ -7,11 +7,12 @@ applying it (first call), devtool asks and snapshots, then the agent applies (se
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from toolkit.agent.protocol import (MigrateRequest, MigrationResult, Risk, Status, StatusRequest, StatusResult,
-                                    UpgradeRequest)
+from toolkit.agent.protocol import (ErrorCode, MigrateRequest, MigrationResult, Risk, Status, StatusRequest,
+                                    StatusResult, UpgradeRequest)
 from toolkit import orphans, snapshots
 from toolkit.errors import DevtoolError, ExitCode
 
@@ -21,9 +22,14 @@ if TYPE_CHECKING:
 
 MAX_MESSAGE_LENGTH = 500
 Confirm = Callable[[MigrationResult], bool]
+OfferRestore = Callable[[dict], bool]  # asked with a snapshot taken in this run: restore it now?
 
 
 def never(result: MigrationResult) -> bool:
+    return False
+
+
+def never_restore(snapshot: dict) -> bool:
     return False
 
 
@@ -39,14 +45,16 @@ def validate_message(message: str) -> str:
 
 
 def migrate(ctx: Context, message: str, *, upgrade: bool = True, yes: bool = False, fix_imports: bool = False,
-            merge: bool = False, confirm: Confirm = never, snapshot: bool = True) -> MigrationResult:
+            merge: bool = False, confirm: Confirm = never, snapshot: bool = True,
+            offer_restore: OfferRestore = never_restore) -> MigrationResult:
     """Apply what is pending, generate a revision from the models, apply it. `snapshot` False (--no-snapshot):
-    destructive changes are applied without a snapshot first."""
+    destructive changes are applied without a snapshot first. A revision that fails half-way (MySQL commits
+    schema changes at once) offers the snapshot taken before it."""
     validate_message(message)
     ctx.services.backend  # a wrong --service fails before anything starts
     agent = ctx.target.agent()
     request = MigrateRequest(message=message, upgrade=upgrade, fix_imports=fix_imports, merge=merge)
-    with ctx.out.status("Generating the revision…"), orphans.explained(
+    with ctx.out.status("Generating the revision…"), _offering(ctx, None, offer_restore), orphans.explained(
             ctx, "nothing was generated or applied (a revision generated against that schema would be wrong)",
             hint=f"{orphans.SYNC_HINT}, then migrate; `devtool migrate --sync \"MESSAGE\"` does both."):
         result = agent.call(request)
@@ -54,7 +62,7 @@ def migrate(ctx: Context, message: str, *, upgrade: bool = True, yes: bool = Fal
         _add_host_paths(ctx, result)
         approved = _approve(result, yes, confirm)
         taken = _snapshot_first(ctx, result, snapshot)
-        with ctx.out.status("Applying migrations…"):
+        with ctx.out.status("Applying migrations…"), _offering(ctx, taken, offer_restore):
             if result.revision:  # written and kept: it is pending now; apply it (and anything before it)
                 result = _applied_after_review(result, agent.call(UpgradeRequest(approved=approved)))
             else:  # stopped before generating: apply what is pending, then generate, in one go
@@ -64,15 +72,17 @@ def migrate(ctx: Context, message: str, *, upgrade: bool = True, yes: bool = Fal
     return result
 
 
-def upgrade(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapshot: bool = True) -> MigrationResult:
+def upgrade(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapshot: bool = True,
+            offer_restore: OfferRestore = never_restore) -> MigrationResult:
     """Bring the database to head (`devtool setup`), with the same review as migrate."""
     agent = ctx.target.agent()
-    with ctx.out.status("Checking pending migrations…"), orphans.explained(ctx, "nothing was applied"):
+    with ctx.out.status("Checking pending migrations…"), _offering(ctx, None, offer_restore), \
+            orphans.explained(ctx, "nothing was applied"):
         result = agent.call(UpgradeRequest())
     if result.status == Status.NEEDS_REVIEW:
         approved = _approve(result, yes, confirm)
         taken = _snapshot_first(ctx, result, snapshot)
-        with ctx.out.status("Applying migrations…"):
+        with ctx.out.status("Applying migrations…"), _offering(ctx, taken, offer_restore):
             result = agent.call(UpgradeRequest(approved=approved))
         result.snapshot = taken
     return result
@@ -117,6 +127,34 @@ def _snapshot_first(ctx: Context, result: MigrationResult, wanted: bool) -> dict
                            hint=(exc.hint + " " if exc.hint else "") + "To apply it without a snapshot, run again "
                                                                          "with --no-snapshot.",
                            data=asdict(result)) from None
+
+
+@contextlib.contextmanager
+def _offering(ctx: Context, taken: dict | None, offer: OfferRestore) -> Iterator[None]:
+    """A revision that failed half-way (its first statements stay: MySQL) names the snapshot taken before it in
+    this run and, when `offer` says yes, restores it; without one, says that none was taken."""
+    try:
+        yield
+    except DevtoolError as exc:
+        if exc.data.get("code") != ErrorCode.PARTLY_APPLIED:
+            raise
+        if taken is None:
+            raise DevtoolError(exc.message, detail=exc.detail, exit_code=exc.exit_code, data=exc.data,
+                               hint="No snapshot was taken before it (nothing in it was flagged as destructive): "
+                                    "undo the statements listed by hand, fix the revision, then run again.") from None
+        name = taken["name"]
+        if not offer(taken):
+            raise DevtoolError(exc.message, detail=exc.detail, exit_code=exc.exit_code,
+                               data={**exc.data, "snapshot": taken},
+                               hint=f"`devtool restore {name}` puts the database back as it was before this "
+                                    f"migration (snapshot taken just now); then fix the revision and run again.") \
+                from None
+        restored = snapshots.restore(ctx, name)
+        raise DevtoolError(f"{exc.message.rstrip('.')}. Restored snapshot {name}: the database is back at "
+                           f"{', '.join(restored.revision) or 'base'}, as before this migration.",
+                           detail=exc.detail, exit_code=exc.exit_code,
+                           data={**exc.data, "snapshot": taken, "restored": True},
+                           hint="Fix the revision, then run again.") from None
 
 
 def _applied_after_review(generated: MigrationResult, applied: MigrationResult) -> MigrationResult:

@@ -72,6 +72,10 @@ ERRORS = {
                                                            "no revision file was kept."),
     ErrorCode.UPGRADE_FAILED: (ExitCode.MIGRATION_FAILED, "Nothing of the failing revision was applied. Fix it (the "
                                                           "file is kept), then `devtool db upgrade`."),
+    ErrorCode.PARTLY_APPLIED: (ExitCode.PARTLY_APPLIED, "Undo the statements listed (or restore a snapshot from "
+                                                        "before it), fix the revision, then run again."),
+    ErrorCode.LOCK_UNAVAILABLE: (ExitCode.MIGRATION_FAILED, "Fix the lock file named (or let the container's user "
+                                                            "write the database's folder), then run again."),
     ErrorCode.LOCK_TIMEOUT: (ExitCode.MIGRATION_FAILED, "Wait for the other migration to finish (or stop it), then "
                                                         "run again; raise the deadline with DEVTOOL_WAIT_TIMEOUT."),
     ErrorCode.INTERRUPTED: (ExitCode.INTERRUPTED, "`devtool status` shows where the database is."),
@@ -350,6 +354,8 @@ def _detail(failure: Failure) -> str | None:
         return "\n".join(f"  {m.model} ({m.module}, table {m.table}): add  {m.import_line}" for m in failure.models)
     if failure.heads:
         return "\n".join(f"  {h.id}  {h.message}" for h in failure.heads)
+    if failure.statements:
+        return "\n".join(f"  stays applied: {s}" for s in failure.statements)
     if failure.error and failure.error not in failure.message:
         return "  " + failure.error.replace("\n", "\n  ")
     return None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from toolkit import migrations, snapshots, stack
 from toolkit.doctor import Check, first_failure, run_checks
 from toolkit.errors import DevtoolError, ExitCode
-from toolkit.migrations import Confirm, never
+from toolkit.migrations import Confirm, OfferRestore, never, never_restore
 
 if TYPE_CHECKING:
     from toolkit.context import Context
@@ -20,7 +20,7 @@ def _stop_at(check: Check, code: int = ExitCode.CHECKS_FAILED) -> DevtoolError:
 
 
 def setup(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapshot: bool = True,
-          data: Path | None = None) -> list[Check]:
+          data: Path | None = None, offer_restore: OfferRestore = never_restore) -> list[Check]:
     """Checks, then up, then (with `data`) the data from that snapshot file, then upgrade to head, then every
     check again; stops at the first problem. The file is checked before the database is touched."""
     failed = first_failure(run_checks(ctx, deep=False))
@@ -35,9 +35,10 @@ def setup(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapshot
             snapshots.restore(ctx, imported.name)
             ctx.out.success(f"Loaded {data.name} (snapshot {imported.name}, revision "
                             f"{', '.join(imported.revision) or 'none'}).")
-        result = migrations.upgrade(ctx, yes=yes, confirm=confirm, snapshot=snapshot)
+        result = migrations.upgrade(ctx, yes=yes, confirm=confirm, snapshot=snapshot, offer_restore=offer_restore)
     except DevtoolError as error:
-        if error.exit_code in (ExitCode.NEEDS_CONFIRMATION, ExitCode.SNAPSHOT_FAILED, ExitCode.ORPHANED):
+        if error.exit_code in (ExitCode.NEEDS_CONFIRMATION, ExitCode.SNAPSHOT_FAILED, ExitCode.ORPHANED,
+                               ExitCode.PARTLY_APPLIED):
             raise
         failed = first_failure(run_checks(ctx))
         if failed is not None:

@@ -252,7 +252,6 @@ def take(ctx: Context, name: str | None = None, *, reason: str = "manual", datab
         except DevtoolError as exc:
             if exc.data.get("code") != ErrorCode.COPY_UNSUPPORTED:
                 raise
-            ctx.out.info(f"{exc.message.rstrip('.')}; taking a pg_dump instead (slower).")
             _dump(ctx, snapshot, copy_refused=exc.message)
     snapshot.size = sum(d.size for d in snapshot.databases)
     snapshot.seconds = round(time.monotonic() - started, 3)
@@ -276,15 +275,20 @@ def _dump(ctx: Context, snapshot: Snapshot, *, copy_refused: str) -> None:
     """The dump kind: pg_dump next to the backend into the state folder."""
     connection = ctx.target.agent().call(ConnectionRequest())
     database = connection.database
+    dialect = for_database(database)
+    if dialect.copies:  # the server could have copied it: say why it did not
+        ctx.out.info(f"{copy_refused.rstrip('.')}; taking a {dialect.dump_tool} instead (slower).")
     folder = snapshot_dir(ctx)
     folder.mkdir(parents=True, exist_ok=True)
     file = folder / f"{snapshot.name}.dump"
     partial = file.with_suffix(".partial")
     try:
-        with for_database(database).dumps(ctx, connection) as tools, open(partial, "wb") as handle:
+        with dialect.dumps(ctx, connection) as tools, open(partial, "wb") as handle:
             tools.dump(handle)
     except DevtoolError as exc:
         partial.unlink(missing_ok=True)
+        if not dialect.copies:
+            raise
         raise DevtoolError(f"Cannot snapshot database {database.name} on {database.host}:{database.port}: "
                            f"{_lower(copy_refused.rstrip('.'))}, and {_lower(exc.message)}",
                            detail=exc.detail, exit_code=ExitCode.SNAPSHOT_FAILED,
@@ -454,14 +458,11 @@ def import_file(ctx: Context, file: Path, name: str | None = None, *,
         raise DevtoolError(f"{file.name} was exported by a newer devtool ({metadata.get('devtool')}, metadata format "
                            f"{metadata['format']}); this is devtool {__version__}.", exit_code=ExitCode.SNAPSHOT_FAILED,
                            hint="Upgrade devtool, then import it again.")
-    from toolkit.dialects.postgres import major
-
-    dumped, server = _version_key(major(info.server_version)), _version_key(major(connection.server_version))
-    if dumped and server and dumped > server:
-        raise DevtoolError(f"{file.name} was dumped from Postgres {major(info.server_version)}; the database server "
-                           f"of service {service} runs Postgres {major(connection.server_version)}, which cannot "
-                           f"restore it.", exit_code=ExitCode.SNAPSHOT_FAILED,
-                           hint="Run the same or a newer Postgres major version, or export from a matching server.")
+    problem = for_database(connection.database).import_problem(info.server_version, connection.server_version)
+    if problem:
+        raise DevtoolError(f"{file.name} cannot be restored into the database of service {service}: {problem}.",
+                           exit_code=ExitCode.SNAPSHOT_FAILED,
+                           hint="Run the same or a newer major version, or export from a matching server.")
     if info.revision and not allow_unknown_revision:
         known = agent.call(RevisionsRequest(revisions=info.revision))
         if known.unknown:
@@ -516,10 +517,6 @@ def _name_for(text: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "imported"
     name = name if name[0].isalnum() else f"i{name}"
     return name[:64] if name not in SUBCOMMANDS else f"{name}-imported"
-
-
-def _version_key(version: str | None) -> tuple[int, ...] | None:
-    return tuple(int(p) for p in version.split(".")) if version else None
 
 
 def _sha256(path: Path) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from toolkit import migrations, orphans
 from toolkit.agent.protocol import StatusResult
+from toolkit.dialects import describe
 from toolkit.engine import health, service_containers
 from toolkit.errors import DevtoolError, ExitCode
 from toolkit.orphans import OrphanReport
@@ -38,13 +39,18 @@ class StatusReport:
         return ExitCode.ORPHANED if self.orphans else ExitCode.OK
 
     def as_json(self) -> dict:
+        dialect = None
         if self.migrations is not None:
             migrations = dict(dataclasses.asdict(self.migrations), ok=not self.orphans)
             del migrations["known"]
             migrations["orphans"] = self.orphans.as_json()["orphans"] if self.orphans else []
+            dialect = {"name": self.migrations.dialect or self.migrations.database.backend,
+                       "server_version": self.migrations.server_version,
+                       "description": describe(self.migrations.database, self.migrations.server_version,
+                                                self.migrations.dialect)}
         else:
             migrations = {"error": self.migrations_error.message, "hint": self.migrations_error.hint}
-        return {"project": self.project, "backend": self.backend,
+        return {"project": self.project, "backend": self.backend, "dialect": dialect,
                 "services": [dataclasses.asdict(s) for s in self.services], "migrations": migrations}
 
 

@@ -11,12 +11,12 @@ from .app import (AgentError, Session, current_revision, database_of, describe, 
                   review_file)
 from .apply import apply_pending, downgrade, keep_applied, with_callback
 from .client import client_gone, on_client_gone
-from .dialects import connection_environment, database_copies, migration_lock
-from .files import Written
+from .dialects import connection_environment, database_copies, dialect_of, file_snapshots, migration_lock
+from .files import Written, database_files, hand_over_all, watch_files
 from .models import add_imports, unloaded_models
 from .protocol import (COPY_PREFIX, CommandsResult, ConnectionResult, CopyResult, Database, DropResult, ErrorCode,
-                       MigrationResult, ModelChange, PendingRevision, Revision, RevisionsResult, SnapshotDatabase,
-                       Status, StatusResult)
+                       FileSnapshotResult, MigrationResult, ModelChange, PendingRevision, Revision, RevisionsResult,
+                       SnapshotDatabase, Status, StatusResult)
 from .review import needs_review
 from .sync import kept_versions, known, orphan_chain, orphans, pending_after, refuse_orphans, review_downgrades
 
@@ -214,6 +214,7 @@ def status(request) -> StatusResult:
     except Exception as exc:
         result.database_error = first_line(exc)
         return result
+    result.dialect, result.server_version = dialect_of(session.engine())
     result.orphans = orphans(script, result.current)
     if result.orphans:  # what is pending cannot be told; the host traces the orphans with the known ids
         result.known = known(script)
@@ -274,7 +275,8 @@ def flask(request) -> None:
 
     def load_and_watch(info):
         """Once flask has loaded the app: the app's own folder (Migrate(app, db, directory=...)) is watched,
-        and every revision `flask db upgrade` applies is handed to devtool to keep."""
+        every revision `flask db upgrade` applies is handed to devtool to keep, and an SQLite file it creates
+        goes to its folder's owner."""
         app = load_app(info)
         state = getattr(app, "extensions", {}).get("migrate")
         if not request.directory:
@@ -282,6 +284,9 @@ def flask(request) -> None:
         callbacks = state.configure_args.get("on_version_apply") if state is not None else None
         if state is not None and keep_applied not in (callbacks if isinstance(callbacks, list) else [callbacks]):
             state.configure_args["on_version_apply"] = with_callback(callbacks, keep_applied)
+        if state is not None:
+            with app.app_context():
+                watch_files(database_files(state.db.engine.url))
         return app
 
     flask_cli.ScriptInfo.load_app = load_and_watch
@@ -296,6 +301,7 @@ def flask(request) -> None:
         code = 130
     for written in watched.values():
         written.hand_over()
+    hand_over_all()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -398,6 +404,30 @@ def connection(request) -> ConnectionResult:
     environment, server_version = connection_environment(url)
     return ConnectionResult(database=database_of(url), environment=environment, revision=current_revision(url),
                             server_version=server_version)
+
+
+def snapshot_file(request) -> FileSnapshotResult:
+    """A copy of the app's database file in a private folder (SQLite), once no devtool migration runs."""
+    session = Session(request, migrations=False)
+    url = session.engine().url
+    files = file_snapshots(url, request.wait)
+    with migration_lock(session, request.wait):
+        log("copying database %s (backup API)" % files.path)
+        path, size, revision = files.backup()
+    return FileSnapshotResult(database=database_of(url), path=path, size=size, revision=revision,
+                              server_version=files.version)
+
+
+def restore_file(request) -> FileSnapshotResult:
+    """Put the app's database file back from a copy the host sent, once no devtool migration runs."""
+    session = Session(request, migrations=False)
+    url = session.engine().url
+    files = file_snapshots(url, request.wait)
+    with migration_lock(session, request.wait):
+        log("restoring database %s (backup API)" % files.path)
+        files.restore(request.path)
+    return FileSnapshotResult(database=database_of(url), path=files.path, size=os.path.getsize(files.path),
+                              revision=current_revision(url), server_version=files.version)
 
 
 def revisions(request) -> RevisionsResult:

@@ -6,6 +6,7 @@ import os
 import sys
 from typing import List, Optional
 
+from .files import database_files, watch_files
 from .protocol import Database, ErrorCode, Failure, PendingRevision, Revision
 from .review import classify_upgrade, read_source
 
@@ -64,6 +65,7 @@ class Session:
             raise fail(ErrorCode.NO_FLASK_MIGRATE, "The app does not initialise Flask-Migrate (Migrate(app, db)).")
         self.migrate_state = state
         self.db = state.db
+        watch_files(database_files(self.engine().url))  # a first connection creates an SQLite file
         self.directory = os.path.abspath(request.directory or state.directory)
         if migrations and not os.path.isfile(os.path.join(self.directory, "env.py")):
             raise fail(ErrorCode.NO_MIGRATIONS, "No migrations folder at %s." % self.directory,

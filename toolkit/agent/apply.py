@@ -12,6 +12,7 @@ from typing import Callable, List
 
 from .app import describe, error_text, fail, first_line, log
 from .client import client_gone
+from .dialects import Applying
 from .protocol import KEEP_MARK, ErrorCode, Revision, RevisionFile
 
 
@@ -74,6 +75,7 @@ def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_co
     done: List[Revision] = []
     running: List[object] = []
     stopped: List[str] = []
+    applying = Applying(session)
 
     def steps(heads, context):
         for step in plan(heads):
@@ -82,6 +84,7 @@ def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_co
                 stopped.append(name)
                 return
             running[:] = [step.revision]
+            applying.next_revision()
             log("%s %s" % (doing, name))
             yield step
 
@@ -93,8 +96,8 @@ def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_co
     args["transaction_per_migration"] = True
     args["on_version_apply"] = with_callback(with_callback(args.get("on_version_apply"), record), keep_applied)
     try:
-        with EnvironmentContext(session.config(), script, fn=steps, as_sql=False, starting_rev=None,
-                                destination_rev="heads", tag=None):
+        with applying, EnvironmentContext(session.config(), script, fn=steps, as_sql=False, starting_rev=None,
+                                          destination_rev="heads", tag=None):
             script.run_env()
     except Exception as exc:
         import traceback
@@ -103,11 +106,27 @@ def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_co
         failed = describe(running[0]) if running else None
         if failed is None or any(r.id == failed.id for r in done):
             raise
-        raise fail(failure_code, failure % (failed.id, failed.message, first_line(exc)),
-                   revision=failed, error=error_text(exc), applied=done, current=session.current())
+        raise _failed(session, failed, exc, done, failure_code, failure % (failed.id, failed.message,
+                                                                            first_line(exc)), applying)
     finally:
         args.clear()
         args.update(saved)
     if stopped:
         raise interrupted(session, done, stopped[0], done_verb)
     return done
+
+
+def _failed(session, failed: Revision, exc: Exception, done: List[Revision], failure_code: str, message: str,
+            applying: Applying) -> Exception:
+    """What a failed revision did: rolled back whole, or (where schema changes commit at once) which of its
+    statements stay."""
+    current = session.current()
+    stayed = applying.stayed()
+    if not stayed:
+        return fail(failure_code, message, revision=failed, error=error_text(exc), applied=done, current=current)
+    return fail(ErrorCode.PARTLY_APPLIED, "%s. %s commits each schema change at once: %s applied (listed below), "
+                "and the database's revision is still %s." % (
+                    message, applying.engine_label(),
+                    "its first statement stays" if len(stayed) == 1 else "%d of its statements stay" % len(stayed),
+                    ", ".join(current) or "base"),
+                revision=failed, error=error_text(exc), applied=done, current=current, statements=stayed)

@@ -1,5 +1,6 @@
-"""What depends on the database engine inside the agent: the migration lock, snapshot copies inside the
-database server, and how tools beside the backend reach the database."""
+"""What depends on the database engine inside the agent: the migration lock (locks.py), how a revision is
+applied and reported when it fails, snapshot copies inside the database server, snapshots of database files
+(sqlite.py), and how tools beside the backend reach the database (mysql.py for MySQL/MariaDB)."""
 
 from __future__ import annotations
 
@@ -8,85 +9,61 @@ from typing import Dict, List, Optional, Tuple
 
 from .app import error_text, fail, first_line, log
 from .client import client_gone
+from .locks import FileLock, MySQLLock, NoLock, PostgresLock
+from .mysql import engine_label, mysql_connection, statements_that_stay
 from .protocol import COPY_PREFIX, LOCK_KEY, SNAPSHOT_MARK, ErrorCode
+from .sqlite import SQLiteFiles, sqlite_connection, transactional_ddl
 
 
-class PostgresLock:
-    """A Postgres advisory lock around generate + upgrade: two devtool runs never interleave. Waiting has a
-    deadline, says what it waits for, and ends when devtool goes away."""
-
-    POLL = 0.2
-
-    def __init__(self, session, deadline_seconds: float) -> None:
-        self.session, self.deadline_seconds = session, deadline_seconds
-        self.connection, self.waited = None, 0.0
-
-    def __enter__(self) -> "PostgresLock":
-        from sqlalchemy import text
-
-        # Autocommit: an open transaction here would make CREATE INDEX CONCURRENTLY wait for this session.
-        self.connection = self.session.engine().connect().execution_options(isolation_level="AUTOCOMMIT")
-        started = time.monotonic()
-        while not self.connection.execute(text("SELECT pg_try_advisory_lock(%d)" % LOCK_KEY)).scalar():
-            waited = time.monotonic() - started
-            if not self.waited:
-                log("another migration is running on this database (%s); waiting up to %.0f s for it to finish"
-                    % (self._holder(), self.deadline_seconds))
-            self.waited = round(waited, 2) or 0.01
-            if client_gone():
-                self.connection.close()
-                raise fail(ErrorCode.INTERRUPTED, "devtool went away while waiting for the migration lock; "
-                                                  "nothing was changed.")
-            if waited > self.deadline_seconds:
-                holder = self._holder()
-                self.connection.close()
-                raise fail(ErrorCode.LOCK_TIMEOUT, "Another migration of this database held devtool's migration "
-                           "lock for more than %.0f s (%s); nothing was changed." % (self.deadline_seconds, holder))
-            time.sleep(self.POLL)
-        return self
-
-    def _holder(self) -> str:
-        from sqlalchemy import text
-
-        row = self.connection.execute(text(
-            "SELECT a.pid, a.application_name, a.client_addr, a.state FROM pg_locks l JOIN pg_stat_activity a "
-            "USING (pid) WHERE l.locktype = 'advisory' AND l.objid = %d AND l.granted LIMIT 1" % LOCK_KEY)).first()
-        if row is None:
-            return "holder unknown"
-        return "held by backend pid %s%s%s" % (row[0], ", application %s" % row[1] if row[1] else "",
-                                               ", client %s" % row[2] if row[2] else "")
-
-    def __exit__(self, *exc_info) -> None:
-        if self.connection is not None:
-            from sqlalchemy import text
-
-            try:
-                self.connection.execute(text("SELECT pg_advisory_unlock(%d)" % LOCK_KEY))
-            finally:
-                self.connection.close()
-
-
-class NoLock:
-    """Databases devtool has no lock for yet: nothing to wait for."""
-
-    waited = 0.0
-
-    def __init__(self, session, deadline_seconds: float) -> None:
-        pass
-
-    def __enter__(self) -> "NoLock":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        pass
-
-
-LOCKS = {"postgresql": PostgresLock}
+LOCKS = {"postgresql": PostgresLock, "mysql": MySQLLock, "mariadb": MySQLLock, "sqlite": FileLock}
 
 
 def migration_lock(session, deadline_seconds: float):
     """devtool's migration lock for the app's database: two devtool runs never interleave."""
     return LOCKS.get(session.database().backend, NoLock)(session, deadline_seconds)
+
+
+# ---------------------------------------------------------------------------------------------- applying
+
+# Databases where each schema change commits itself: a revision that fails half-way stays half-applied.
+PARTIAL = {"mysql": statements_that_stay, "mariadb": statements_that_stay}
+TRANSACTIONAL_DDL = {"sqlite": transactional_ddl}  # made to roll a failed revision back whole
+
+
+class Applying:
+    """While revisions are applied: each revision's statements as they run (so a failure can say which of them
+    stay, where schema changes commit at once), and DDL inside the revision's transaction where the driver
+    would otherwise commit it statement by statement."""
+
+    def __init__(self, session) -> None:
+        self.engine, self.backend = session.engine(), session.database().backend
+        self.ran: List[str] = []
+
+    def _record(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.ran.append(" ".join(str(statement).split()))
+
+    def __enter__(self) -> "Applying":
+        from sqlalchemy import event
+
+        if self.backend in TRANSACTIONAL_DDL:
+            TRANSACTIONAL_DDL[self.backend](self.engine)
+        event.listen(self.engine, "after_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "after_cursor_execute", self._record)
+
+    def next_revision(self) -> None:
+        self.ran = []
+
+    def stayed(self) -> List[str]:
+        """The statements of the failed revision that stay in the database (none where it rolled back)."""
+        return PARTIAL[self.backend](self.ran) if self.backend in PARTIAL else []
+
+    def engine_label(self) -> str:
+        return engine_label(self.engine)
 
 
 # ---------------------------------------------------------------------------------------------- snapshot copies
@@ -361,7 +338,9 @@ def libpq_environment(url) -> Dict[str, str]:
 
 
 COPIES = {"postgresql": PostgresCopies}
-CONNECTIONS = {"postgresql": postgres_connection}
+CONNECTIONS = {"postgresql": postgres_connection, "mysql": mysql_connection, "mariadb": mysql_connection,
+               "sqlite": sqlite_connection}
+FILES = {"sqlite": SQLiteFiles}
 
 
 def database_copies(url, wait: float):
@@ -378,3 +357,20 @@ def connection_environment(url) -> Tuple[Dict[str, str], Optional[str]]:
     if backend not in CONNECTIONS:
         raise fail(ErrorCode.SNAPSHOT_FAILED, "devtool cannot dump %s databases yet." % backend)
     return CONNECTIONS[backend](url)
+
+
+def dialect_of(engine) -> Tuple[str, Optional[str]]:
+    """(postgresql, mysql, mariadb or sqlite; the server's version) of an engine that has connected."""
+    name = "mariadb" if getattr(engine.dialect, "is_mariadb", False) else engine.dialect.name
+    if name == "sqlite":
+        return name, sqlite_connection(engine.url)[1]
+    info = engine.dialect.server_version_info or ()
+    return name, ".".join(str(p) for p in info if isinstance(p, int)) or None
+
+
+def file_snapshots(url, wait: float):
+    """Snapshots of the app's database file, taken and put back through the backend container."""
+    backend = url.get_backend_name()
+    if backend not in FILES:
+        raise fail(ErrorCode.SNAPSHOT_FAILED, "%s databases are not files devtool can copy." % backend)
+    return FILES[backend](url, wait)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable, Set, Tuple
+from typing import Iterable, List, Optional, Set, Tuple
 
 
 def owner_of(path: str) -> Tuple[int, int]:
@@ -49,3 +49,50 @@ class Written:
         created = self.new()
         give_to(self.owner, created)
         return created
+
+
+class NewFiles:
+    """Watches a few named files (a database and its side files) while something may create them, then hands the
+    ones that appeared to their folder's owner."""
+
+    def __init__(self, paths) -> None:
+        self.paths = list(paths)
+        self.before = {p for p in self.paths if os.path.lexists(p)}
+
+    def hand_over(self) -> Set[str]:
+        created = {p for p in self.paths if p not in self.before and os.path.lexists(p)}
+        for path in created:
+            give_to(owner_of(os.path.dirname(path)), [path])
+        return created
+
+
+_watching: List[NewFiles] = []
+
+
+def watch_files(paths) -> None:
+    """Files this request may create (an SQLite database, its journal, devtool's lock file): hand_over_all()
+    gives the ones that appeared to their folder's owner when the request ends."""
+    _watching.append(NewFiles(paths))
+
+
+def hand_over_all() -> None:
+    for watched in _watching:
+        watched.hand_over()
+
+
+def database_file(url) -> Optional[str]:
+    """The absolute path of the SQLite file a database URL names; None for a server or an in-memory database."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    name = url.database or ""
+    if name in ("", ":memory:") or name.startswith("file::memory:") or "mode=memory" in str(url.query):
+        return None
+    if name.startswith("file:"):  # a URI filename
+        name = name[len("file:"):].split("?", 1)[0]
+    return os.path.abspath(name)
+
+
+def database_files(url) -> List[str]:
+    """The SQLite file a URL names and the files SQLite keeps beside it; none for a server."""
+    path = database_file(url)
+    return [path + suffix for suffix in ("", "-journal", "-wal", "-shm")] if path else []

@@ -12,9 +12,11 @@ import sys
 from . import actions, server
 from .app import AgentError, error_text, first_line
 from .client import watch_client
+from .files import hand_over_all
 from .protocol import (CommandsRequest, ConnectionRequest, CopyRequest, DatabaseRequest, DropCopiesRequest,
-                       ErrorCode, Failure, FlaskRequest, MigrateRequest, RestoreCopyRequest, RevisionsRequest,
-                       StatusRequest, SyncRequest, UpgradeRequest, decode_request, result_line)
+                       ErrorCode, Failure, FileSnapshotRequest, FlaskRequest, MigrateRequest, RestoreCopyRequest,
+                       RestoreFileRequest, RevisionsRequest, StatusRequest, SyncRequest, UpgradeRequest,
+                       decode_request, result_line)
 
 ACTIONS = {
     MigrateRequest.action: actions.migrate,
@@ -29,6 +31,8 @@ ACTIONS = {
     ConnectionRequest.action: actions.connection,
     RevisionsRequest.action: actions.revisions,
     SyncRequest.action: actions.sync,
+    FileSnapshotRequest.action: actions.snapshot_file,
+    RestoreFileRequest.action: actions.restore_file,
 }
 
 HOME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # /tmp/devtool-agent-<id>-<nonce>
@@ -57,6 +61,7 @@ def run_request(request_text: str) -> None:
         traceback.print_exc()
         result = Failure(code=ErrorCode.AGENT_FAILED, message="%s: %s" % (type(exc).__name__, first_line(exc)),
                          error=error_text(exc))
+    hand_over_all()
     sys.stdout.write(result_line(result))
     sys.stdout.flush()
 

@@ -53,7 +53,9 @@ class ErrorCode:
     MULTIPLE_HEADS = "multiple_heads"
     REVISION_UNREADABLE = "revision_unreadable"
     GENERATE_FAILED = "generate_failed"
-    UPGRADE_FAILED = "upgrade_failed"
+    UPGRADE_FAILED = "upgrade_failed"  # the failing revision rolled back whole
+    PARTLY_APPLIED = "partly_applied"  # the failing revision's first statements stay (MySQL commits DDL at once)
+    LOCK_UNAVAILABLE = "lock_unavailable"  # devtool's migration lock could not be taken (its file, say)
     LOCK_TIMEOUT = "lock_timeout"
     INTERRUPTED = "interrupted"  # devtool went away (Ctrl-C, killed): stopped at a revision boundary
     ORPHANED = "orphaned"  # the database is at a revision the checkout does not have (a git checkout removed it)
@@ -270,9 +272,29 @@ class SyncRequest(Request):
     lock_wait: float = 180.0
 
 
+@dataclass
+class FileSnapshotRequest(Request):
+    """A copy of the app's database file (SQLite), taken with the database's backup API under devtool's migration
+    lock, in a new private folder of the container's /tmp; the host fetches it, then removes the folder."""
+
+    action = "snapshot_file"
+    wait: float = 60.0  # seconds to wait for a running migration (the lock) and for the database to be free
+
+
+@dataclass
+class RestoreFileRequest(Request):
+    """Put the app's database file back from `path`, a copy the host sent into a folder of its own in /tmp (the
+    folder goes afterwards)."""
+
+    action = "restore_file"
+    path: str = ""
+    wait: float = 60.0
+
+
 REQUESTS = {cls.action: cls for cls in (MigrateRequest, UpgradeRequest, StatusRequest, FlaskRequest,
                                         DatabaseRequest, CommandsRequest, CopyRequest, RestoreCopyRequest,
-                                        DropCopiesRequest, ConnectionRequest, RevisionsRequest, SyncRequest)}
+                                        DropCopiesRequest, ConnectionRequest, RevisionsRequest, SyncRequest,
+                                        FileSnapshotRequest, RestoreFileRequest)}
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -311,6 +333,8 @@ class StatusResult:
     model_changes: List[ModelChange] = field(default_factory=list)
     orphans: List[str] = field(default_factory=list)  # current revisions the checkout does not have
     known: List[str] = field(default_factory=list)  # every revision of the checkout, filled only with orphans
+    dialect: Optional[str] = None  # postgresql, mysql, mariadb, sqlite: the server devtool talked to
+    server_version: Optional[str] = None  # known once the database was reached
 
 
 @dataclass
@@ -340,6 +364,15 @@ class ConnectionResult:
 
 
 @dataclass
+class FileSnapshotResult:
+    database: Database
+    path: str  # in the container: the copy (snapshot_file), or the database file (restore_file)
+    size: int = 0
+    revision: Optional[List[str]] = None  # its alembic_version; None: it has none
+    server_version: Optional[str] = None  # the database library's version (SQLite's)
+
+
+@dataclass
 class RevisionsResult:
     unknown: List[str]
     heads: List[str]
@@ -359,12 +392,14 @@ class Failure:
     current: Optional[List[str]] = None  # the database's revision after the failure
     heads: List[Revision] = field(default_factory=list)
     models: List[UnloadedModel] = field(default_factory=list)
+    statements: List[str] = field(default_factory=list)  # PARTLY_APPLIED: the failed revision's that stay
 
 
 RESULTS = {MigrateRequest: MigrationResult, UpgradeRequest: MigrationResult, StatusRequest: StatusResult,
            DatabaseRequest: Database, CommandsRequest: CommandsResult, CopyRequest: CopyResult,
            RestoreCopyRequest: CopyResult, DropCopiesRequest: DropResult, ConnectionRequest: ConnectionResult,
-           RevisionsRequest: RevisionsResult, SyncRequest: MigrationResult}
+           RevisionsRequest: RevisionsResult, SyncRequest: MigrationResult, FileSnapshotRequest: FileSnapshotResult,
+           RestoreFileRequest: FileSnapshotResult}
 
 
 # ---------------------------------------------------------------------------------------------- JSON

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 PRELOAD = ("flask", "flask.cli", "sqlalchemy", "sqlalchemy.orm", "sqlalchemy.dialects.postgresql",
            "flask_sqlalchemy", "flask_migrate", "alembic.command", "alembic.autogenerate", "alembic.script",
            "alembic.runtime.migration", "alembic.runtime.environment", "alembic.operations", "mako.template",
-           "psycopg", "psycopg2", "dotenv")
+           "psycopg", "psycopg2", "pymysql", "sqlite3", "dotenv")
 IDLE_SECONDS = 900
 START_DEADLINE = 5.0  # seconds a first call waits for the server it started before running the request itself
 

@@ -1,4 +1,5 @@
-"""Show each effective setting and where it came from: default, devtool.toml, [tool.devtool], DEVTOOL_*, command line.
+"""Show each effective setting and where it came from: default, devtool.toml, [tool.devtool], DEVTOOL_*, command line;
+and the database dialect the backend's DATABASE_URL names.
 
 Example: devtool config --json
 """
@@ -7,12 +8,12 @@ import typer
 
 
 def command(ctx: typer.Context, json_output: bool = typer.Option(False, "--json", help="Print as JSON.")):
-    from toolkit.config import describe
+    from toolkit.config import describe, dialect_entry
 
     out = ctx.obj.out
     out.json_mode = json_output
     settings = ctx.obj.settings
-    report = describe(settings)
+    report = {**describe(settings), "dialect": dialect_entry(ctx.obj)}
     out.emit(report, lambda: render(out, settings, report))
 
 

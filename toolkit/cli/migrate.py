@@ -29,17 +29,23 @@ def command(
     out.json_mode = json_output
 
     confirm = confirming(out, "Apply it?")
+
+    def offer_restore(snapshot) -> bool:
+        return out.confirm(f"The revision failed half-way. Restore snapshot {snapshot['name']} (taken just before "
+                           f"it) now?")
+
     if sync_first:
         from toolkit import sync
         from toolkit.cli.sync import render as render_sync
 
         both = sync.sync_then_migrate(ctx.obj, message, upgrade=not no_upgrade, yes=yes, fix_imports=fix_imports,
-                                      merge=merge, confirm=confirm, snapshot=not no_snapshot)
+                                      merge=merge, confirm=confirm, snapshot=not no_snapshot,
+                                      offer_restore=offer_restore)
         out.emit({"ok": True, **asdict(both.migration), "sync": both.sync.as_json()},
                  lambda: (render_sync(out, both.sync), render(out, both.migration)))
         return
     result = migrations.migrate(ctx.obj, message, upgrade=not no_upgrade, yes=yes, fix_imports=fix_imports,
-                                merge=merge, confirm=confirm, snapshot=not no_snapshot)
+                                merge=merge, confirm=confirm, snapshot=not no_snapshot, offer_restore=offer_restore)
     out.emit({"ok": True, **asdict(result)}, lambda: render(out, result))
 
 

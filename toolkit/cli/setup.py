@@ -26,7 +26,12 @@ def command(ctx: typer.Context,
         show_review(out, result)
         return out.confirm("Apply them?")
 
-    checks = setup(ctx.obj, yes=yes, confirm=confirm, snapshot=not no_snapshot, data=data)
+    def offer_restore(snapshot) -> bool:
+        return out.confirm(f"A revision failed half-way. Restore snapshot {snapshot['name']} (taken just before it) "
+                           f"now?")
+
+    checks = setup(ctx.obj, yes=yes, confirm=confirm, snapshot=not no_snapshot, data=data,
+                   offer_restore=offer_restore)
     render(out, checks)
     out.success(f"Ready: {ctx.obj.project.name} is up and migrated. Next: edit a model, then "
                 f'`devtool migrate "describe it"`.')

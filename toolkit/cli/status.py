@@ -30,6 +30,9 @@ def render(out, report) -> None:
     if info is None:
         out.warn(f"Migrations: {report.migrations_error.message}")
         return
+    from toolkit.dialects import describe
+
+    out.info(f"Database: {describe(info.database, info.server_version, info.dialect)}")
     heads = ", ".join(h.id for h in info.heads) or "none"
     current = ", ".join(info.current or []) or "base (empty)"
     out.info(f"Database revision: {current}; head: {heads}")

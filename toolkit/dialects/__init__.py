@@ -1,7 +1,9 @@
 """What depends on the database engine, behind one interface: portable dumps (taken, restored and read by
-tools of a matching version that reach the database as the backend does) and, as they come, enum handling,
-which lint rules apply, how a failed revision is reported. Fast snapshots (copies inside the database server)
-are the agent's (agent/dialects.py): it holds the app's own connection.
+tools of a matching version that reach the database as the backend does: pg_dump beside the backend, the
+server's own mariadb-dump, SQLite's backup API through the backend container), what the engine is called and
+what its snapshots and lock are (doctor, status). Fast snapshots (copies inside the database server), the
+migration lock and what stays of a failed revision are the agent's (agent/dialects.py): it holds the app's own
+connection.
 
 `for_database` picks the dialect from the agent's Database (the app's URL scheme); nothing else in devtool
 asks which database it is.
@@ -17,14 +19,42 @@ from toolkit.errors import DevtoolError, ExitCode
 if TYPE_CHECKING:
     from toolkit.agent.protocol import Database
 
-__all__ = ["Dialect", "DumpInfo", "Dumps", "for_database"]
+__all__ = ["Dialect", "DumpInfo", "Dumps", "describe", "for_database", "name_of_url"]
 
 
 def for_database(database: Database) -> Dialect:
+    from toolkit.dialects.mysql import MySQL
     from toolkit.dialects.postgres import Postgres
+    from toolkit.dialects.sqlite import SQLite
 
-    dialects = {"postgresql": Postgres()}
+    dialects = {"postgresql": Postgres(), "mysql": MySQL(), "mariadb": MySQL(), "sqlite": SQLite()}
     if database.backend not in dialects:
         raise DevtoolError(f"Snapshots are not supported for {database.backend} databases yet.",
                            exit_code=ExitCode.SNAPSHOT_FAILED)
     return dialects[database.backend]
+
+
+def name_of_url(url: str | None) -> str | None:
+    """The dialect a database URL names ("mysql+pymysql://..." -> "mysql"), without connecting; None if it is
+    no URL."""
+    import re
+
+    found = re.match(r"^([A-Za-z][A-Za-z0-9]*)(\+[A-Za-z0-9_]+)?:", url or "")
+    if not found:
+        return None
+    name = found.group(1).lower()
+    return {"postgres": "postgresql"}.get(name, name)
+
+
+def describe(database: Database, server_version: str | None = None, name: str | None = None) -> str:
+    """The engine, its version and where the database is, for people: "MariaDB 10.11.6, appdb on db:3306",
+    "SQLite 3.40.1, file /data/app.db"; with what devtool's snapshots and lock are for it."""
+    try:
+        dialect = for_database(database)
+    except DevtoolError:
+        return f"{database.backend} {server_version or ''}".strip() + f", {database.name} on {database.host}"
+    where = (f"file {database.name}" if database.host is None and database.port is None
+             else f"{database.name} on {database.host}:{database.port}")
+    label = "MariaDB" if name == "mariadb" else dialect.label(server_version)  # name: the server's own (status)
+    engine = " ".join(filter(None, [label, server_version]))
+    return f"{engine}, {where} (snapshots: {dialect.snapshots}; lock: {dialect.lock})"

@@ -36,6 +36,16 @@ class Dumps(Protocol):
 
 class Dialect(Protocol):
     name: str
+    copies: bool  # the server can hold snapshot copies itself (else every snapshot is a dump file)
+    dump_tool: str  # what makes its dumps, for messages
+    snapshots: str  # how devtool snapshots it, for doctor and status
+    lock: str  # devtool's migration lock on it
+
+    def label(self, server_version: str | None) -> str:
+        """The engine's name for people (PostgreSQL, MariaDB, MySQL, SQLite)."""
+
+    def import_problem(self, dumped: str | None, server: str | None) -> str | None:
+        """Why a dump from a server of version `dumped` cannot be restored into one of version `server`."""
 
     def dumps(self, ctx: Context, connection: ConnectionResult) -> ContextManager[Dumps]:
         """Tools of a version that matches the server, reaching it as the backend does, for one command."""

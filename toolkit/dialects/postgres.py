@@ -61,6 +61,23 @@ def major(server_version: str | None) -> str | None:
 
 class Postgres:
     name = "postgresql"
+    copies = True
+    dump_tool = "pg_dump"
+    snapshots = "copies inside the server, else pg_dump files"
+    lock = "advisory lock"
+
+    def label(self, server_version: str | None) -> str:
+        return "PostgreSQL"
+
+    def import_problem(self, dumped: str | None, server: str | None) -> str | None:
+        """pg_restore reads dumps of its own and older major versions only."""
+        def key(version: str | None) -> tuple[int, ...] | None:
+            found = major(version)
+            return tuple(int(p) for p in found.split(".")) if found else None
+
+        if key(dumped) and key(server) and key(dumped) > key(server):
+            return f"it was dumped from Postgres {major(dumped)}, and the server runs Postgres {major(server)}"
+        return None
 
     @contextlib.contextmanager
     def dumps(self, ctx: Context, connection: ConnectionResult) -> Iterator[PostgresDumps]:

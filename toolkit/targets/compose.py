@@ -7,7 +7,7 @@ import contextlib
 from typing import Any, Iterator
 
 from toolkit import stack
-from toolkit.engine import SIDECAR_LABEL, Sidecar, sidecar
+from toolkit.engine import SIDECAR_LABEL, Sidecar, fetch_file, inside, put_private, sidecar, service_containers
 from toolkit.masking import masker
 from toolkit.protocol import Agent
 
@@ -46,3 +46,31 @@ class ComposeTarget:
         with sidecar(self.ctx.client, image, beside=self.backend().id, environment=environment,
                      labels={SIDECAR_LABEL: self.ctx.project.name}) as container:
             yield container
+
+    @contextlib.contextmanager
+    def in_service(self, service: str, environment: dict[str, str]) -> Iterator[Sidecar | None]:
+        """The running container of the project's `service` (the database's own, with its own tools), used like a
+        sidecar; None when it does not run. Files devtool puts there go afterwards."""
+        running = [c for c in service_containers(self.ctx.containers(), service) if c.status == "running"]
+        if not running:
+            yield None
+            return
+        with inside(self.ctx.client, running[0].id, environment) as tools:
+            yield tools
+
+    def fetch(self, path: str, into: Any) -> None:
+        """Copy a file the agent wrote in the backend container to `into`."""
+        fetch_file(self.ctx.client, self.backend().id, path, into)
+
+    def send(self, file: Any, name: str) -> str:
+        """Copy a host file into a new folder of the backend container's /tmp that only root may write (readable
+        by the container's user); its path there."""
+        return put_private(self.ctx.client, self.backend().id, file, name, mode=0o755) + "/" + name
+
+    def discard(self, folder: str) -> None:
+        """Remove a private folder devtool made in the backend container's /tmp."""
+        from toolkit.engine import exec_stream
+
+        if not folder.startswith("/tmp/devtool-") or "/" in folder[len("/tmp/"):] or ".." in folder:
+            raise ValueError(f"not a devtool folder: {folder}")
+        exec_stream(self.ctx.client, self.backend().id, ["rm", "-rf", "--", folder], on_output=lambda o, e: None)

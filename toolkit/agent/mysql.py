@@ -1,0 +1,49 @@
+"""MySQL and MariaDB inside the agent: how the server's own tools (mariadb-dump, mysqldump, the client) reach
+the database as the app does, and what stays of a revision that failed half-way (each schema change commits at
+once there: a failed revision cannot be rolled back)."""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Tuple
+
+from .app import error_text, fail, first_line
+from .protocol import ErrorCode
+
+DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b", re.I)
+OWN = re.compile(r"\balembic_version\b", re.I)  # Alembic's bookkeeping, not the revision's statements
+
+
+def mysql_connection(url) -> Tuple[Dict[str, str], Optional[str]]:
+    """The environment a fixed tools script reads (MYSQL_PWD is the clients' own password variable, never an
+    argument), and the server's version (checked by connecting)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            version = connection.execute(text("SELECT VERSION()")).scalar()
+    except Exception as exc:
+        raise fail(ErrorCode.SNAPSHOT_FAILED, "Cannot connect to database %s on %s: %s" % (
+            url.database, url.host, first_line(exc)), error=error_text(exc))
+    finally:
+        engine.dispose()
+    environment = {"DEVTOOL_DB_HOST": url.host or "localhost", "DEVTOOL_DB_PORT": str(url.port or 3306),
+                   "DEVTOOL_DB_USER": url.username or "", "DEVTOOL_DB_NAME": url.database or ""}
+    if url.password:
+        environment["MYSQL_PWD"] = str(url.password)
+    return environment, version
+
+
+def engine_label(engine) -> str:
+    return "MariaDB" if getattr(engine.dialect, "is_mariadb", False) else "MySQL"
+
+
+def statements_that_stay(ran: List[str]) -> List[str]:
+    """Of the statements a failed revision ran (in order), those that stay: every schema change committed
+    itself, and with it whatever ran before it in the revision's transaction; what ran after the last one
+    is rolled back with the failure."""
+    mine = [s for s in ran if not OWN.search(s)]
+    last = max((i for i, s in enumerate(mine) if DDL.match(s)), default=-1)
+    return mine[:last + 1]
