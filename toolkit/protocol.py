@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from toolkit import kept
-from toolkit.agent.protocol import (KEEP_MARK, LOG_MARK, RESULT_MARK, RESULTS, CommandsRequest, ErrorCode, Failure,
-                                    FlaskRequest, Request, RevisionFile, decode, encode_request)
+from toolkit.agent.protocol import (DEBUG_MARK, KEEP_MARK, LOG_MARK, RESULT_MARK, RESULTS, CommandsRequest, ErrorCode,
+                                    Failure, FlaskRequest, Request, RevisionFile, decode, encode_request)
 from toolkit.engine import exec_stream
 from toolkit.errors import DevtoolError, ExitCode
 
@@ -228,7 +228,7 @@ class Agent:
 
     def flask(self, args: list[str]) -> int:
         """`flask ARGS` in the container, output streamed live, exit code returned."""
-        marked = _KeepLines(self.keep)
+        marked = _KeepLines(self.keep, lambda line: self.ctx.out.debug(line.decode("utf-8", "replace")))
         code = self._run(FlaskRequest(args=args), lambda out, err: self._stream(out, err, marked))
         rest = marked.flush()
         if rest:
@@ -293,6 +293,9 @@ class _Lines:
         if line.startswith(KEEP_MARK):
             self.keep(line)
             return
+        if line.startswith(DEBUG_MARK):
+            self.ctx.out.debug(line[len(DEBUG_MARK):])
+            return
         self.kept = (self.kept + [line])[-15:]
         if line.startswith(LOG_MARK):
             self.ctx.out.info(line[len(LOG_MARK):])
@@ -304,13 +307,14 @@ class _Lines:
 
 
 class _KeepLines:
-    """flask's stderr as it arrives, minus the agent's KEEP_MARK lines (handed to `keep`); only a line that
-    may be one (from its first byte) waits for its end."""
+    """flask's stderr as it arrives, minus the agent's marked lines: KEEP_MARK lines are handed to `keep`,
+    DEBUG_MARK lines to `debug`; only a line that may be one (from its first byte) waits for its end."""
 
     START = KEEP_MARK.encode()[:1]
+    MARKS = (KEEP_MARK.encode(), DEBUG_MARK.encode())
 
-    def __init__(self, keep: Callable[[bytes], None]) -> None:
-        self.keep, self.pending = keep, b""
+    def __init__(self, keep: Callable[[bytes], None], debug: Callable[[bytes], None] = lambda line: None) -> None:
+        self.keep, self.debug, self.pending = keep, debug, b""
 
     def feed(self, chunk: bytes) -> bytes:
         data, self.pending, shown = self.pending + chunk, b"", bytearray()
@@ -323,24 +327,28 @@ class _KeepLines:
             end = data.find(b"\n", start)
             if end < 0:
                 tail = data[start:]
-                if tail.startswith(KEEP_MARK.encode()) or KEEP_MARK.encode().startswith(tail):
-                    self.pending = tail  # (the start of) a KEEP line: wait for its end
+                if any(tail.startswith(mark) or mark.startswith(tail) for mark in self.MARKS):
+                    self.pending = tail  # (the start of) a marked line: wait for its end
                 else:
                     shown += tail
                 break
             line, data = data[start:end], data[end + 1:]
-            if line.startswith(KEEP_MARK.encode()):
-                self.keep(line)
-            else:
+            if not self._marked(line):
                 shown += line + b"\n"
         return bytes(shown)
 
+    def _marked(self, line: bytes) -> bool:
+        if line.startswith(KEEP_MARK.encode()):
+            self.keep(line)
+        elif line.startswith(DEBUG_MARK.encode()):
+            self.debug(line[len(DEBUG_MARK.encode()):])
+        else:
+            return False
+        return True
+
     def flush(self) -> bytes:
         rest, self.pending = self.pending, b""
-        if rest.startswith(KEEP_MARK.encode()):
-            self.keep(rest)
-            return b""
-        return rest
+        return b"" if rest and self._marked(rest) else rest
 
 
 def failure_error(failure: Failure) -> DevtoolError:

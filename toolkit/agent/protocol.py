@@ -7,8 +7,8 @@ JSON; status values, risks and error codes are defined here once. Standard libra
 A request goes to the agent as one JSON argument; its answer is one line on stdout behind RESULT_MARK:
 `{"ok": true, "result": {...}}` or `{"ok": false, "failure": {...}}`. Lines the agent writes to stderr behind
 LOG_MARK are progress meant for the user; a line behind KEEP_MARK carries a revision file the agent has just
-applied (a RevisionFile: devtool keeps a copy, so it can downgrade it after a git checkout removed it);
-everything else on stderr is the app's and the libraries' output.
+applied (a RevisionFile: devtool keeps a copy, so it can downgrade it after a git checkout removed it); a line
+behind DEBUG_MARK is shown only with -v (also among flask's own output); everything else on stderr is the app's and the libraries' output.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional
 RESULT_MARK = "\x1edevtool-result "
 LOG_MARK = "devtool: "
 KEEP_MARK = "\x1edevtool-keep "
+DEBUG_MARK = "\x1edevtool-debug "
 LOCK_KEY = 72731001  # the Postgres advisory lock every devtool migration takes
 COPY_PREFIX = "devtool_snap_"  # snapshot copies inside the database server: COPY_PREFIX + token
 SNAPSHOT_MARK = "devtool-snapshot "  # a copy's COMMENT: this mark, then the snapshot's metadata as JSON

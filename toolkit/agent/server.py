@@ -3,8 +3,10 @@ a few ms. A server in the container imports the libraries once and forks a fresh
 imports the app anew (model edits are always seen) and writes straight to the caller's stdout/stderr, whose
 file descriptors travel over a unix socket. Stale libraries (a pip install) make it step down.
 
-Its socket lives in a private folder (/tmp/devtool-<uid>, mode 0700, owned by the agent's user); a folder that
-anybody else made or can enter is never used.
+Nobody else is trusted: the socket lives in a private folder (/tmp/devtool-<uid>, mode 0700, owned by the agent's
+user); a folder or socket that anybody else made or can enter is never used, the client checks the server's peer
+credentials before it sends anything (the request carries the environment and the caller's stdin/stdout/stderr),
+and the server serves only callers of its own uid. Anything squatted means a run without the warm server.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import sys
 import time
 from typing import Callable, Optional
 
+from .protocol import DEBUG_MARK
+
 PRELOAD = ("flask", "flask.cli", "sqlalchemy", "sqlalchemy.orm", "sqlalchemy.dialects.postgresql",
            "flask_sqlalchemy", "flask_migrate", "alembic.command", "alembic.autogenerate", "alembic.script",
            "alembic.runtime.migration", "alembic.runtime.environment", "alembic.operations", "mako.template",
@@ -30,20 +34,41 @@ START_DEADLINE = 5.0  # seconds a first call waits for the server it started bef
 
 
 def private_dir() -> Optional[str]:
-    """/tmp/devtool-<uid>, created 0700 if missing; None when it exists but is not ours alone."""
+    """/tmp/devtool-<uid>, created 0700 if missing; None (and said with -v) when it is not ours alone."""
     path = "/tmp/devtool-%d" % os.geteuid()
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
-    except OSError:
+    except OSError as exc:
+        _not_used(path, exc.strerror or str(exc))
         return None
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        sys.stderr.write("devtool agent: not using %s for the warm server: not a private folder of uid %d\n"
-                         % (path, os.geteuid()))
+    problem = not_private(os.lstat(path), stat.S_ISDIR, "a folder")
+    if problem:
+        _not_used(path, problem)
         return None
     return path
+
+
+def not_private(info: os.stat_result, kind: Callable[[int], bool], what: str) -> Optional[str]:
+    """Why a path with this lstat is not this user's alone (None: it is)."""
+    if not kind(info.st_mode):
+        return "not %s" % what
+    if info.st_uid != os.geteuid():
+        return "owned by uid %d, not %d" % (info.st_uid, os.geteuid())
+    if info.st_mode & 0o077:
+        return "mode %04o lets others in" % stat.S_IMODE(info.st_mode)
+    return None
+
+
+class Untrusted(Exception):
+    """The warm server's path is somebody else's: never talk to it."""
+
+
+def _not_used(path: str, why: str) -> None:
+    """Said with -v: the host shows DEBUG_MARK lines only then."""
+    sys.stderr.write("%sdevtool agent: not using %s: %s\n" % (DEBUG_MARK, path, why))
+    sys.stderr.flush()
 
 
 def socket_path(agent_id: str) -> Optional[str]:
@@ -53,12 +78,24 @@ def socket_path(agent_id: str) -> Optional[str]:
 
 def via_warm_server(path: str, request_text: str) -> Optional[int]:
     """Hand the request (and this process's stdin/stdout/stderr) to the warm server; its exit code, or None
-    when there is none or it stepped down."""
-    if not os.path.exists(path):
+    when there is none or it stepped down. Raises Untrusted, before anything is sent, when the socket or the
+    process listening on it is not this user's."""
+    try:
+        info = os.lstat(path)
+    except OSError:
         return None
+    problem = not_private(info, stat.S_ISSOCK, "a socket")
+    if problem:
+        raise Untrusted("%s: %s" % (path, problem))
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        connection.connect(path)
+        try:
+            connection.connect(path)
+        except OSError:
+            return None
+        peer = peer_uid(connection)
+        if peer != os.geteuid():
+            raise Untrusted("%s: the process listening on it runs as uid %s, not %d" % (path, peer, os.geteuid()))
         payload = json.dumps({"request": request_text, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
         message = struct.pack("!I", len(payload)) + payload
         fds = array.array("i", [0, 1, 2])
@@ -78,18 +115,32 @@ def via_warm_server(path: str, request_text: str) -> Optional[int]:
     return answer.get("code")
 
 
+def peer_uid(connection: socket.socket) -> Optional[int]:
+    """The uid of the process at the other end of a unix socket (SO_PEERCRED), None when it cannot be told."""
+    try:
+        raw = connection.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_PEERCRED", 17), struct.calcsize("3i"))
+    except OSError:
+        return None
+    return struct.unpack("3i", raw)[1]
+
+
 def run_warm(agent_id: str, home: str, request_text: str) -> Optional[int]:
     """The request's exit code through the warm server, starting one when there is none; None: run it here."""
     path = socket_path(agent_id)
     if path is None:
+        _not_used("the warm server", "no private folder for its socket; running without it")
         return None
-    code = via_warm_server(path, request_text)
-    if code is None:  # start one and use it: the same import time as running here, and the next call is fast
-        _start(home, path)
-        deadline = time.monotonic() + START_DEADLINE
-        while code is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-            code = via_warm_server(path, request_text) if os.path.exists(path) else None
+    try:
+        code = via_warm_server(path, request_text)
+        if code is None:  # start one and use it: the same import time as running here, and the next call is fast
+            _start(home, path)
+            deadline = time.monotonic() + START_DEADLINE
+            while code is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+                code = via_warm_server(path, request_text)
+    except Untrusted as exc:
+        _not_used("the warm server", "%s; running without it" % exc)
+        return None
     return code
 
 
@@ -150,6 +201,9 @@ def serve(path: str, run_request: Callable[[str], None]) -> None:
                 break
             continue
         connection, _ = listener.accept()
+        if peer_uid(connection) != os.geteuid():  # only our own user: it would get our environment's rights
+            connection.close()
+            continue
         try:
             message, fds = _receive(connection)
         except (OSError, ValueError):
