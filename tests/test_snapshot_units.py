@@ -159,3 +159,124 @@ def test_list_all_and_prune_orphans(tmp_path):
 def test_every_snapshot_subcommand_has_help_with_an_example(subcommand):
     result = devtool("snapshot", subcommand, "--help")
     assert result.exit_code == 0 and "Example" in result.output
+
+
+def _project(directory, name="shop", files=("docker-compose.yml",)):
+    from toolkit.project import ComposeProject
+
+    return ComposeProject(directory=directory, files=[directory / f for f in files], name=name, services={})
+
+
+def test_snapshots_belong_to_their_checkout(tmp_path, monkeypatch):
+    """A snapshot recorded for another folder is never listed here; one from before devtool recorded the folder
+    belongs to the state folder it lies in (keyed by folder and project name)."""
+    from toolkit.snapshots import COPY, Snapshot, _write, list_snapshots
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    mine, theirs = tmp_path / "work" / "shop", tmp_path / "review" / "shop"
+    ctx = _Ctx(_project(mine))
+    for name, checkout in (("mine", str(mine)), ("unrecorded", None), ("copied-in", str(theirs))):
+        _write(ctx, Snapshot(name=name, kind=COPY, created="2026-11-24T05:10:00+00:00", reason="manual",
+                             project="shop", service="backend", checkout=checkout))
+    assert sorted(s.name for s in list_snapshots(ctx)) == ["mine", "unrecorded"]
+    assert list_snapshots(_Ctx(_project(theirs))) == []
+
+
+class _Out:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, message):
+        self.lines.append(message)
+
+    warn = info
+
+
+def _legacy_dump(tmp_path, name):
+    folder = tmp_path / "state" / "devtool" / "snapshots" / "shop"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.dump").write_bytes(b"PGDMP")
+    (folder / f"{name}.json").write_text(json.dumps({
+        "name": name, "created": "2026-11-24T05:10:00+00:00", "reason": "manual", "database": "shop",
+        "revision": ["abc"], "size": 5, "path": str(folder / f"{name}.dump"), "project": "shop"}))
+    return folder
+
+
+def test_dumps_of_the_first_format_move_into_the_one_checkout_of_their_name(tmp_path, monkeypatch):
+    from toolkit.snapshots import list_snapshots
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    legacy = _legacy_dump(tmp_path, "old")
+    mine = tmp_path / "work" / "shop"
+    mine.mkdir(parents=True)
+    ctx = _Ctx(_project(mine))
+    ctx.out = _Out()
+    (found,) = list_snapshots(ctx)
+    assert found.checkout == str(mine) and "/projects/shop-" in found.path and open(found.path, "rb").read() == b"PGDMP"
+    assert not legacy.exists() and "Moved 1 snapshot(s)" in ctx.out.lines[0]
+    assert list_snapshots(ctx) == [found]  # moved once, read as any other
+
+
+def test_dumps_of_the_first_format_stay_put_when_two_checkouts_have_their_name(tmp_path, monkeypatch):
+    from toolkit.snapshots import list_snapshots
+    from toolkit.state import project_state
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    legacy = _legacy_dump(tmp_path, "old")
+    mine, theirs = tmp_path / "work" / "shop", tmp_path / "review" / "shop"
+    for folder in (mine, theirs):
+        folder.mkdir(parents=True)
+    project_state(_project(theirs))  # devtool has worked in the other one too
+    ctx = _Ctx(_project(mine))
+    ctx.out = _Out()
+    assert list_snapshots(ctx) == []
+    assert (legacy / "old.dump").is_file() and str(theirs) in ctx.out.lines[0]
+
+
+class _Container:
+    def __init__(self, service, directory, files):
+        self.name, self.labels = f"shop-{service}-1", {
+            "com.docker.compose.service": service, "com.docker.compose.project.working_dir": str(directory),
+            "com.docker.compose.project.config_files": ",".join(str(f) for f in files)}
+
+
+def test_another_checkouts_containers_are_refused_with_the_fix(tmp_path):
+    from toolkit.checkouts import ensure_own
+    from toolkit.errors import DevtoolError
+
+    mine, theirs = tmp_path / "review" / "shop", tmp_path / "work" / "shop"
+    project = _project(mine)
+    ours = [_Container(s, mine, [mine / "docker-compose.yml"]) for s in ("backend", "db")]
+    assert ensure_own(project, ours) == ours
+    assert ensure_own(project, [_Container("backend", mine, [mine / "docker-compose.yml",
+                                                                mine / "docker-compose.override.yml"])])
+    assert ensure_own(project, [_Container("backend", "", [])])  # no labels to tell: not compose's
+    with pytest.raises(DevtoolError) as raised:
+        ensure_own(project, [_Container(s, theirs, [theirs / "docker-compose.yml"]) for s in ("db", "backend")])
+    error = raised.value
+    assert error.exit_code == 31
+    assert error.message == (f"Project name shop is taken by another checkout: its containers (backend, db) come from "
+                             f"{theirs}, not from {mine}; nothing was started, recreated or migrated.")
+    assert "devtool -p review-shop" in error.hint and "COMPOSE_PROJECT_NAME=review-shop" in error.hint
+    assert "name: review-shop" in error.hint and error.data["other_directory"] == str(theirs)
+
+
+def test_one_folder_with_other_compose_files_is_another_stack(tmp_path):
+    from toolkit.checkouts import ensure_own
+    from toolkit.errors import DevtoolError
+
+    project = _project(tmp_path)
+    with pytest.raises(DevtoolError) as raised:
+        ensure_own(project, [_Container("backend", tmp_path, [tmp_path / "ci.yml"])])
+    assert f"compose file(s) {tmp_path / 'ci.yml'}" in raised.value.message
+
+
+def test_a_symlinked_folder_is_the_same_checkout(tmp_path):
+    from toolkit.checkouts import ensure_own
+
+    real = tmp_path / "shop"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    link = tmp_path / "link"
+    containers = [_Container("backend", link, [link / "docker-compose.yml"])]
+    assert ensure_own(_project(real), containers) == containers

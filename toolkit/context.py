@@ -97,6 +97,9 @@ class Context:
         return ComposeTarget(self)
 
     def containers(self) -> list[Any]:
+        """The project's containers; refused (exit 31) when they are another checkout's (toolkit/checkouts.py):
+        every command that finds, starts or stops the stack asks here first."""
+        from toolkit.checkouts import ensure_own
         from toolkit.engine import project_containers
 
-        return project_containers(self.client, self.project.name)
+        return ensure_own(self.project, project_containers(self.client, self.project.name))

@@ -94,7 +94,10 @@ def first_failure(checks: list[Check]) -> Check | None:
 def _containers_check(ctx: Context, backend: str, add: Any) -> bool:
     from toolkit.engine import SERVICE_LABEL, health
 
-    containers = ctx.containers()
+    try:
+        containers = ctx.containers()
+    except DevtoolError as exc:  # another checkout's stack: nothing here is this checkout's
+        return add("Containers running and healthy", False, exc.message, exc.hint or "")
     running = {c.labels.get(SERVICE_LABEL): c for c in containers}
     bad = []
     for name in ctx.project.services:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 def down(ctx: Context, *, volumes: bool = False, confirm: Callable[[], bool] = lambda: True) -> list[Snapshot]:
     """The snapshots deleted with the volumes (none without `volumes`). `confirm` is asked when there are some."""
+    ctx.containers()  # never another checkout's stack (refused before anything is asked or stopped)
     lost = snapshots.in_volumes(ctx) if volumes else []
     if lost:
         ctx.out.warn(f"--volumes deletes the database volume, and with it {len(lost)} snapshot(s) kept inside the "

@@ -9,7 +9,8 @@ Two kinds:
 * `dump` — a pg_dump file on this machine: taken where the server refuses copies (no CREATEDB, not the owner of
   the database), and what `snapshot import` brings in. Dumps are made by the dialect's tools next to the backend.
 
-Every snapshot belongs to its project, its backend service and the database(s) it was taken from: `restore
+Every snapshot belongs to its checkout (the folder and the compose project name: the state folder is keyed by
+both, and the metadata names the folder), its backend service and the database(s) it was taken from: `restore
 --latest` looks only at the service's own, and restoring into another database is refused with the reason.
 Each snapshot's metadata is one JSON file (format 2) in the project's state folder; `databases` is a list (the
 app's main database now, each bind's later), so projects with several databases need no new format.
@@ -17,6 +18,7 @@ app's main database now, each bind's later), so projects with several databases 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -65,6 +67,8 @@ class Snapshot:
     format: int = FORMAT
     sha256: Optional[str] = None  # imported dumps: the file's content, so the same file is not imported twice
     origin: Optional[Dict[str, Any]] = None  # imported: what the file said about where it came from
+    checkout: Optional[str] = None  # the folder of the checkout it belongs to (None: taken before devtool recorded
+    # it; the state folder it lies in, keyed by folder and project name, says whose it is)
 
     @property
     def main(self) -> SnapshotDatabase | None:
@@ -127,8 +131,43 @@ def snapshot_dir(ctx: Context) -> Path:
 
 
 def _legacy_dir(ctx: Context) -> Path:
-    """devtool 0.1 kept dumps under snapshots/<project name>; still listed, restorable and deletable."""
+    """devtool 0.1 kept dumps under snapshots/<project name>, whatever the folder: see _claim_legacy."""
     return state_home() / "snapshots" / ctx.project.name
+
+
+def _claim_legacy(ctx: Context) -> None:
+    """devtool 0.1's dumps of this project name move into this checkout's folder (recording it as theirs), unless
+    devtool knows another existing checkout with the name: then they stay where they are, listed by neither,
+    and devtool says so (one checkout never lists or restores another's)."""
+    legacy = _legacy_dir(ctx)
+    found = _read_folder(legacy)
+    if not found:
+        return
+    mine = str(ctx.project.directory)
+    others = sorted(info["directory"] for _, info in known_projects()
+                    if info.get("name") == ctx.project.name and info.get("directory") not in (None, mine)
+                    and Path(info["directory"]).is_dir())
+    if others:
+        ctx.out.warn(f"{len(found)} snapshot(s) of devtool 0.1 in {legacy} belong to project {ctx.project.name} of "
+                     f"an unknown folder ({mine} or {', '.join(others)}): not listed. Move them into the right "
+                     f"checkout's {project_state(ctx.project).parent}/{ctx.project.name}-*/snapshots folder.")
+        return
+    folder = snapshot_dir(ctx)
+    folder.mkdir(parents=True, exist_ok=True)
+    for snapshot in found:
+        old_meta = _meta_file(ctx, snapshot)
+        for file in {snapshot.path, *(d.file for d in snapshot.databases)} - {None}:
+            moved = str(folder / Path(file).name)
+            shutil.move(file, moved)
+            snapshot.path = moved if snapshot.path == file else snapshot.path
+            for database in snapshot.databases:
+                database.file = moved if database.file == file else database.file
+        snapshot.checkout = mine
+        _write(ctx, snapshot)
+        old_meta.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        legacy.rmdir()
+    ctx.out.info(f"Moved {len(found)} snapshot(s) of devtool 0.1 into this checkout's state folder {folder}.")
 
 
 def _meta_file(ctx: Context, snapshot: Snapshot) -> Path:
@@ -156,11 +195,24 @@ def _read_folder(folder: Path) -> list[Snapshot]:
 
 
 def list_snapshots(ctx: Context, service: str | None = None) -> list[Snapshot]:
-    """The project's snapshots, newest first (only `service`'s when given)."""
-    found = _read_folder(snapshot_dir(ctx)) + _read_folder(_legacy_dir(ctx))
+    """The checkout's snapshots, newest first (only `service`'s when given)."""
+    _claim_legacy(ctx)
+    mine = str(ctx.project.directory)
+    found = [s for s in _read_folder(snapshot_dir(ctx)) if s.checkout in (None, mine)]
     if service is not None:
         found = [s for s in found if s.service == service]
     return sorted(found, key=lambda s: s.created, reverse=True)
+
+
+def list_checkout(ctx: Context) -> list[Snapshot]:
+    """`snapshot list`: the checkout's snapshots, refused while another checkout's containers carry this project
+    name (their database server is not this checkout's). Without an engine, the list is still this checkout's."""
+    try:
+        ctx.containers()
+    except DevtoolError as exc:
+        if exc.exit_code != ExitCode.DOCKER_UNAVAILABLE:
+            raise
+    return list_snapshots(ctx)
 
 
 def list_all() -> list[ProjectSnapshots]:
@@ -239,7 +291,7 @@ def take(ctx: Context, name: str | None = None, *, reason: str = "manual", datab
         raise DevtoolError(f"Snapshot {name} already exists.", exit_code=ExitCode.SNAPSHOT_FAILED,
                            hint="Pick another name, or `devtool snapshot delete` it first.")
     snapshot = Snapshot(name=name, kind=COPY, created=datetime.now(timezone.utc).isoformat(), reason=reason,
-                        project=ctx.project.name, service=service)
+                        project=ctx.project.name, service=service, checkout=str(ctx.project.directory))
     started = time.monotonic()
     with ctx.out.status(f"Taking snapshot {name}…"):
         try:
@@ -313,8 +365,8 @@ def _lower(message: str) -> str:
 def restore(ctx: Context, name: str | None) -> Snapshot:
     """Put the service's database(s) back exactly as in the snapshot (tables made since included); `name`
     None: the service's newest. Works at any revision: nothing here reads the migrations."""
+    agent = ctx.target.agent()  # first: another checkout's stack is refused before its snapshots are looked at
     snapshot = _named(ctx, name, "restoring") if name else _latest(ctx)
-    agent = ctx.target.agent()
     with ctx.out.status(f"Restoring snapshot {snapshot.name}…"):
         if snapshot.kind == COPY:
             result = agent.call(RestoreCopyRequest(databases=snapshot.databases, token=uuid.uuid4().hex[:12],
@@ -493,7 +545,7 @@ def import_file(ctx: Context, file: Path, name: str | None = None, *,
     partial.rename(target)
     snapshot = Snapshot(
         name=name, kind=DUMP, created=datetime.now(timezone.utc).isoformat(), reason=f"imported from {file.name}",
-        project=ctx.project.name, service=service, path=str(target), sha256=digest,
+        project=ctx.project.name, service=service, path=str(target), sha256=digest, checkout=str(ctx.project.directory),
         db_service=ctx.services.db_if_known(connection.database),
         origin={**metadata, "file": str(file), "server_version": info.server_version},
         databases=[SnapshotDatabase(database=connection.database, revision=info.revision or [], file=str(target),

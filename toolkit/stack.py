@@ -26,7 +26,7 @@ def up(ctx: Context, *, force: bool = False, settle: bool = True) -> list[Any]:
     `settle`: also make sure a freshly started backend stays up (what `devtool up` promises); commands that
     go on to exec into the backend skip it, an exec into a crashed backend fails clearly anyway."""
     project = ctx.project
-    ctx.client  # an unreachable engine is reported as such, not as a compose failure
+    ctx.containers()  # an unreachable engine or another checkout's stack is reported as such, before compose runs
     if not force:
         ready = _unchanged_and_ready(ctx)
         if ready is not None:

@@ -66,7 +66,7 @@ def list_(ctx: typer.Context, all_projects: bool = typer.Option(False, "--all", 
         out.emit([{**_plain(p), "snapshots": [s.as_json() for s in p.snapshots]} for p in projects],
                  lambda: _render_projects(out, projects))
         return
-    found = snapshots.list_snapshots(ctx.obj)
+    found = snapshots.list_checkout(ctx.obj)
     out.emit([s.as_json() for s in found], lambda: _render(out, f"Snapshots of {ctx.obj.project.name}", found))
 
 
