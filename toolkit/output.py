@@ -1,4 +1,9 @@
-"""The one place that writes to the terminal: two rich consoles, masking, plain output without a TTY."""
+"""The one place that writes to the terminal: two rich consoles, masking, plain output without a TTY.
+
+Readable at any width: on a terminal, messages wrap at word boundaries under their symbol, and a word longer
+than the line (a path) is never broken, the terminal wraps it; tables never cut an identifier (snapshot names,
+revision ids, paths, risk words): when they cannot all fit whole, each row becomes a block of `Header: value`
+lines. Without a terminal (pipes, CI logs) each message stays one line, for grep."""
 
 from __future__ import annotations
 
@@ -7,9 +12,19 @@ import dataclasses
 import functools
 import json
 import sys
-from typing import Any, Callable, Iterator
+import textwrap
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
 
 from toolkit.masking import masker
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column; `identifier`: its cells are names to read and type (never cut, never wrapped)."""
+
+    header: str
+    identifier: bool = False
 
 
 class Output:
@@ -18,6 +33,7 @@ class Output:
     def __init__(self, *, verbose: bool = False, json_mode: bool = False) -> None:
         self.verbose = verbose
         self.json_mode = json_mode
+        self.full = False  # --full: long reports in full, not their summary (-v too)
 
     # rich is imported on first use: commands that only stream a child's output never pay for it.
     @functools.cached_property
@@ -36,8 +52,18 @@ class Output:
         from rich.text import Text
 
         text = Text(f"{symbol} ", style=style)
-        text.append(masker(message))
+        text.append(self._wrapped(console, masker(message), indent=2))
         console.print(text)
+
+    @staticmethod
+    def _wrapped(console: Any, text: str, *, indent: int) -> str:
+        """On a terminal, `text` wrapped at word boundaries to the console's width (lines after the first
+        indented); words longer than a line stay whole. Elsewhere, as it is."""
+        if not console.is_terminal:
+            return text
+        width = max(console.width - indent, 20)
+        return f"\n{' ' * indent}".join(
+            textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""])
 
     def info(self, message: str) -> None:
         self._line(self.stderr, "•", message, "cyan")
@@ -60,6 +86,33 @@ class Output:
     def debug(self, message: str) -> None:
         if self.verbose:
             self._line(self.stderr, "·", message, "dim")
+
+    def table(self, title: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> None:
+        """A table for people: cells are plain strings, or `styled(...)` ones. Where the identifiers cannot all
+        be shown whole at this width, each row is shown as a block instead: its first cell, then one
+        `Header: value` line per other cell."""
+        from rich.table import Table
+        from rich.text import Text
+
+        console = self.stderr if self.json_mode else self.stdout
+        cells = [[_text(cell) for cell in row] for row in rows]
+        table = Table(title=Text(title), title_justify="left")
+        for column in columns:
+            table.add_column(column.header, no_wrap=column.identifier)
+        for row in cells:
+            table.add_row(*row)
+        if _shows_whole(console, table, columns, cells):
+            console.print(table)
+            return
+        console.print(Text(title, style="italic"))
+        for row in cells:
+            console.print(Text(row[0].plain, style="bold"))
+            for column, cell in zip(columns[1:], row[1:]):
+                if not cell.plain:
+                    continue
+                line = Text(f"  {column.header}: ")
+                line.append(self._wrapped(console, cell.plain, indent=4), style=cell.style)
+                console.print(line)
 
     def show(self, renderable: Any) -> None:
         """A table or panel for people; routed to stderr in --json mode so stdout stays parseable."""
@@ -105,6 +158,33 @@ class Output:
         else:
             self._line(self.stderr, "…", message, "cyan")
             yield
+
+
+def styled(text: str, style: str) -> Any:
+    """A table cell in one style (its text is never read as markup)."""
+    from rich.text import Text
+
+    return Text(masker(text), style=style)
+
+
+def _text(cell: Any) -> Any:
+    from rich.text import Text
+
+    return cell if isinstance(cell, Text) else Text(masker(str(cell)))
+
+
+def _shows_whole(console: Any, table: Any, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> bool:
+    """Whether the rendered table shows every word of every cell whole (rich cuts a word with an ellipsis, or
+    folds it, where a column is too narrow), and each identifier on one line."""
+    import re
+
+    rendered = ["".join(segment.text for segment in line)
+                for line in console.render_lines(table, console.options.update(height=None), pad=False)]
+    shown = {word for line in rendered for word in re.split(r"[\s│┃]+", line)}
+    if any(word not in shown for row in rows for cell in row for word in cell.plain.split()):
+        return False
+    spaced = {cell.plain for row in rows for column, cell in zip(columns, row) if column.identifier and " " in cell.plain}
+    return all(any(identifier in line for line in rendered) for identifier in spaced)
 
 
 def _plain(value: Any) -> Any:

@@ -5,7 +5,7 @@ Example: devtool migrate "add posts table"
 
 import typer
 
-from toolkit.cli.review import RISK_STYLE, confirming
+from toolkit.cli.review import FULL_OPTION_HELP, confirming, show_changes
 
 
 def command(
@@ -19,6 +19,7 @@ def command(
                                                                   "first (when none can be taken)."),
     sync_first: bool = typer.Option(False, "--sync", help="First bring the database to this checkout's head "
                                                           "(`devtool sync`: after a git checkout), then migrate."),
+    full: bool = typer.Option(False, "--full", help=FULL_OPTION_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     from dataclasses import asdict
@@ -27,6 +28,7 @@ def command(
 
     out = ctx.obj.out
     out.json_mode = json_output
+    out.full = full
 
     confirm = confirming(out, "Apply it?")
 
@@ -50,8 +52,6 @@ def command(
 
 
 def render(out, result) -> None:
-    from rich.table import Table
-
     from toolkit.agent.protocol import Status
 
     if result.lock_waited:
@@ -60,23 +60,21 @@ def render(out, result) -> None:
         out.success(f"Added `{model.import_line}` to {model.fixed_in}.")
     if result.merged:
         out.success(f"Merged heads into {result.merged.id}.")
-    for revision in result.upgraded_first:
-        out.info(f"The database was behind: applied {revision.id} ({revision.message}) first.")
     if result.snapshot:
         out.info(f"Snapshot {result.snapshot['name']} ({result.snapshot['kind']}) taken before applying; "
                  f"`devtool restore --latest` brings the data back.")
     if result.revision is None:
-        out.success(f"No schema changes detected; no revision written. Database at "
-                    f"{', '.join(result.current_after) or 'base'}.")
+        applied = "; ".join(f"{r.id} ({r.message})" for r in result.upgraded_first)
+        if applied:  # what was approved and applied is the news, not that the models had nothing new
+            out.success(f"Migrated: applied {applied}; database now at {', '.join(result.current_after) or 'base'}. "
+                        f"No further model changes: no new revision written.")
+        else:
+            out.success(f"No schema changes detected; no revision written. Database at "
+                        f"{', '.join(result.current_after) or 'base'}.")
         return
-    table = Table(title="Detected changes", title_justify="left")
-    for column in ("Change", "Table", "Column", "Risk"):
-        table.add_column(column)
-    for change in result.changes:
-        risk = change.risk + (f": {change.reason}" if change.reason else "")
-        table.add_row(change.label, str(change.table or ""), str(change.column or ""),
-                      f"[{RISK_STYLE[change.risk]}]{risk}[/]")
-    out.show(table)
+    for revision in result.upgraded_first:
+        out.info(f"The database was behind: applied {revision.id} ({revision.message}) first.")
+    show_changes(out, "Detected changes", result.changes)
     revision = result.revision
     out.info(f"Revision {revision.id}: {revision.host_path}")
     if result.status == Status.GENERATED:

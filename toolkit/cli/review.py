@@ -1,18 +1,53 @@
-"""The review table of flagged changes, and the confirmation that follows it (migrate, setup, sync)."""
+"""The review table of flagged changes, and the confirmation that follows it (migrate, setup, sync); the table of
+a revision's changes. Long lists lead with a summary (counts per kind and risk); `--full` or -v lists each change,
+`--json` gives them all."""
+
+from collections import Counter
 
 RISK_STYLE = {"safe": "green", "risky": "yellow", "rename": "magenta", "destructive": "bold red"}
+RISK_ORDER = ("destructive", "rename", "risky", "safe")
+SUMMARY_AFTER = 20  # more changes than this: a summary first, each change on request
+FULL_OPTION_HELP = "List every change, however many (otherwise more than 20 are summed up)."
 
 
 def show_review(out, result) -> None:
-    from rich.table import Table
+    show_changes(out, "Needs review", result.review, revision=True)
 
-    table = Table(title="Needs review", title_justify="left")
-    for column in ("Revision", "Change", "Table", "Column", "Why"):
-        table.add_column(column)
-    for change in result.review:
-        table.add_row(change.revision or "", change.label, str(change.table or ""), str(change.column or ""),
-                      f"[{RISK_STYLE[change.risk]}]{change.risk}[/]: {change.reason}")
-    out.show(table)
+
+def show_changes(out, title: str, changes, *, revision: bool = False) -> None:
+    """The changes, one per row (Revision, Change, Table, Column, Risk, Why); many: a summary instead."""
+    from toolkit.output import Column, styled
+
+    if len(changes) > SUMMARY_AFTER and not (out.full or out.verbose):
+        _summary(out, title, changes)
+        return
+    columns = [Column("Revision", identifier=True)] if revision else []
+    columns += [Column("Change"), Column("Table", identifier=True), Column("Column", identifier=True),
+                Column("Risk", identifier=True), Column("Why")]
+    rows = [([change.revision or ""] if revision else [])
+            + [change.label, str(change.table or ""), str(change.column or ""),
+               styled(change.risk, RISK_STYLE[change.risk]), change.reason]
+            for change in changes]
+    out.table(title, columns, rows)
+
+
+def _summary(out, title: str, changes) -> None:
+    from toolkit.output import Column, styled
+
+    counts = Counter((change.risk, change.label) for change in changes)
+    tables: dict = {}
+    for change in changes:
+        tables.setdefault((change.risk, change.label), []).append(str(change.table or ""))
+    rows = []
+    for (risk, label), count in sorted(counts.items(), key=lambda item: (RISK_ORDER.index(item[0][0]), -item[1])):
+        names = sorted(set(filter(None, tables[(risk, label)])))
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        rows.append([label, styled(risk, RISK_STYLE[risk]), str(count), shown])
+    by_risk = Counter(change.risk for change in changes)
+    out.table(f"{title}: {len(changes)} changes ("
+              + ", ".join(f"{by_risk[risk]} {risk}" for risk in RISK_ORDER if by_risk[risk]) + ")",
+              [Column("Change"), Column("Risk", identifier=True), Column("Count"), Column("Tables")], rows)
+    out.info(f"{len(changes)} changes, summed up: `--full` (or -v) lists each one, `--json` gives them all.")
 
 
 def confirming(out, question: str):

@@ -9,18 +9,22 @@ from typing import Optional
 
 import typer
 
+from toolkit.cli.review import FULL_OPTION_HELP
+
 
 def command(ctx: typer.Context,
             yes: bool = typer.Option(False, "--yes", "-y", help="Apply destructive pending revisions without asking."),
             data: Optional[Path] = typer.Option(None, "--from", help="Load this snapshot file first (from `devtool "
                                                                      "snapshot export`)."),
             no_snapshot: bool = typer.Option(False, "--no-snapshot", help="Apply destructive pending revisions "
-                                                                          "without a snapshot first.")):
+                                                                          "without a snapshot first."),
+            full: bool = typer.Option(False, "--full", help=FULL_OPTION_HELP)):
     from toolkit.cli.doctor import render
     from toolkit.cli.review import show_review
     from toolkit.setup import setup
 
     out = ctx.obj.out
+    out.full = full
 
     def confirm(result) -> bool:
         show_review(out, result)

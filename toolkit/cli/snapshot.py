@@ -172,15 +172,13 @@ def _age(seconds: float) -> str:
 
 
 def _render(out, title: str, found: list) -> None:
-    from rich.table import Table
+    from toolkit.output import Column
 
-    table = Table(title=title, title_justify="left")
-    for column in ("Name", "Kind", "Age", "Size", "Revision", "Service", "Database", "Reason"):
-        table.add_column(column, overflow="fold")
-    for s in found:
-        table.add_row(s.name, s.kind, _age(s.age_seconds), _size(s.size), ", ".join(s.revision) or "-",
-                      s.service or "-", s.database or "-", s.reason)
-    out.show(table)
+    columns = [Column("Name", identifier=True), Column("Kind"), Column("Age"), Column("Size"),
+               Column("Revision", identifier=True), Column("Service", identifier=True),
+               Column("Database", identifier=True), Column("Reason")]
+    out.table(title, columns, [[s.name, s.kind, _age(s.age_seconds), _size(s.size), ", ".join(s.revision) or "-",
+                                s.service or "-", s.database or "-", s.reason] for s in found])
     if not found:
         out.info("No snapshots yet: `devtool snapshot NAME` takes one.")
 

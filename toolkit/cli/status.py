@@ -18,14 +18,12 @@ def command(ctx: typer.Context, json_output: bool = typer.Option(False, "--json"
 
 
 def render(out, report) -> None:
-    from rich.table import Table
+    from toolkit.output import Column
 
-    table = Table(title=f"Project {report.project} (backend: {report.backend})", title_justify="left")
-    for column in ("Service", "State", "Health", "Container"):
-        table.add_column(column)
-    for service in report.services:
-        table.add_row(service.service, service.state, service.health or "-", service.container or "-")
-    out.show(table)
+    out.table(f"Project {report.project} (backend: {report.backend})",
+              [Column("Service", identifier=True), Column("State"), Column("Health"),
+               Column("Container", identifier=True)],
+              [[s.service, s.state, s.health or "-", s.container or "-"] for s in report.services])
     info = report.migrations
     if info is None:
         out.warn(f"Migrations: {report.migrations_error.message}")

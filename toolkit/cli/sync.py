@@ -7,6 +7,8 @@ Example: devtool sync --yes
 
 import typer
 
+from toolkit.cli.review import FULL_OPTION_HELP
+
 
 def command(
     ctx: typer.Context,
@@ -16,12 +18,14 @@ def command(
                                                           "taken at a revision of this checkout."),
     no_snapshot: bool = typer.Option(False, "--no-snapshot", help="Lose data without a snapshot first (when none "
                                                                   "can be taken)."),
+    full: bool = typer.Option(False, "--full", help=FULL_OPTION_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     from toolkit import sync
 
     out = ctx.obj.out
     out.json_mode = json_output
+    out.full = full
     from toolkit.cli.review import confirming
 
     report = sync.sync(ctx.obj, yes=yes, merge=merge, restore=restore, confirm=confirming(out, "Go ahead?"),
