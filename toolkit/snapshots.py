@@ -545,7 +545,8 @@ def import_file(ctx: Context, file: Path, name: str | None = None, *,
     partial.rename(target)
     snapshot = Snapshot(
         name=name, kind=DUMP, created=datetime.now(timezone.utc).isoformat(), reason=f"imported from {file.name}",
-        project=ctx.project.name, service=service, path=str(target), sha256=digest, checkout=str(ctx.project.directory),
+        project=ctx.project.name, service=service, path=str(target), sha256=digest,
+        checkout=str(ctx.project.directory),
         db_service=ctx.services.db_if_known(connection.database),
         origin={**metadata, "file": str(file), "server_version": info.server_version},
         databases=[SnapshotDatabase(database=connection.database, revision=info.revision or [], file=str(target),
