@@ -183,7 +183,8 @@ def _shows_whole(console: Any, table: Any, columns: Sequence[Column], rows: Sequ
     shown = {word for line in rendered for word in re.split(r"[\s│┃]+", line)}
     if any(word not in shown for row in rows for cell in row for word in cell.plain.split()):
         return False
-    spaced = {cell.plain for row in rows for column, cell in zip(columns, row) if column.identifier and " " in cell.plain}
+    spaced = {cell.plain for row in rows for column, cell in zip(columns, row)
+              if column.identifier and " " in cell.plain}
     return all(any(identifier in line for line in rendered) for identifier in spaced)
 
 
