@@ -110,3 +110,23 @@ def test_with_its_own_name_each_checkout_lists_only_its_own_snapshots(pair):
     assert restored.returncode == 0, restored.stderr
     assert "second-snap" in restored.stdout
     assert first.psql("SELECT email FROM users") == "first@example.com"
+
+
+def test_a_stopped_look_alike_keeps_its_volumes(pair):
+    """Volumes carry no folder: with the first checkout stopped, its database volume is still refused to the
+    second (devtool saw the first run under the name), and the first comes back to its own data."""
+    first, second = pair
+    stopped = first.devtool("down")
+    assert stopped.returncode == 0, stopped.stderr
+    assert first.compose("ps", "-aq").stdout.strip() == ""
+    for args in (["migrate", "add posts"], ["up"], ["down", "--volumes"], ["setup", "--yes"]):
+        refused = second.devtool(*args)
+        assert refused.returncode == 31, (args, refused.stdout, refused.stderr)
+        error = [line for line in refused.stderr.splitlines() if line.startswith("✗")]
+        assert len(error) == 1 and "volumes" in error[0] and str(first.root) in error[0], error
+        assert f"devtool -C {first.root} down --volumes" in refused.stderr
+    assert first.compose("ps", "-aq").stdout.strip() == ""  # nothing started
+
+    back = first.devtool("up")
+    assert back.returncode == 0, back.stderr
+    assert first.psql("SELECT email FROM users") == "first@example.com" and "posts" not in first.tables()

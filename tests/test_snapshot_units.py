@@ -280,3 +280,16 @@ def test_a_symlinked_folder_is_the_same_checkout(tmp_path):
     link = tmp_path / "link"
     containers = [_Container("backend", link, [link / "docker-compose.yml"])]
     assert ensure_own(_project(real), containers) == containers
+
+
+def test_the_checkout_last_seen_under_a_name_is_remembered(tmp_path, monkeypatch):
+    from toolkit.state import name_owner, record_name_owner
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert name_owner("shop") is None
+    record_name_owner(_project(tmp_path / "work" / "shop"))
+    assert name_owner("shop") == str(tmp_path / "work" / "shop")
+    record_name_owner(_project(tmp_path / "review" / "shop"))
+    assert name_owner("shop") == str(tmp_path / "review" / "shop")
+    (tmp_path / "state" / "devtool" / "names" / "shop.json").write_text("[not json")
+    assert name_owner("shop") is None

@@ -150,6 +150,29 @@ def test_after_a_confirmed_destructive_migrate_the_last_line_says_what_was_appli
     assert "No schema changes detected" not in screen(out)
 
 
+def test_doctor_and_config_at_60_columns_keep_paths_whole():
+    from toolkit.cli.config import render as render_config
+    from toolkit.cli.doctor import render as render_doctor
+    from toolkit.context import Settings
+    from toolkit.doctor import Check
+
+    out = terminal()
+    render_doctor(out, [Check("Compose file", True, f"{LONG_PATH} (project shop)"),
+                        Check("Database at head", False, "at 310ddeb54bfc, 2 pending",
+                              "Apply them: `devtool db upgrade` (or `devtool setup`).")])
+    lines = screen(out).splitlines()
+    assert lines[0] == "✓ Compose file" and lines[1].strip() == LONG_PATH
+    assert "✗ Database at head" in lines and all(len(line) <= 60 for line in lines if LONG_PATH not in line)
+
+    out = terminal()
+    settings = Settings(compose_files=[LONG_PATH], config_file=None)
+    settings.sources = {"compose_files": "command line"}
+    render_config(out, settings, {"compose_files": {"value": [LONG_PATH], "source": "command line"},
+                                  "wait_timeout": {"value": 180.0, "source": "[tool.devtool] (pyproject.toml)"}})
+    text = screen(out)
+    assert LONG_PATH in text and "[tool.devtool] (pyproject.toml)" in text
+
+
 # ---------------------------------------------------------------------------------------------- on a terminal
 
 def run_in_terminal(args: list[str], cwd, *, columns: int = 60, env: dict | None = None,

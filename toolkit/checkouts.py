@@ -2,7 +2,11 @@
 so compose would treat the second as the first (recreate its containers with the second's bind mounts, migrate
 its database). Compose labels every container with the folder and the files it came from; a container of this
 project name that came from another folder, or from compose files none of which are this checkout's, belongs to
-another checkout, and devtool refuses before anything is started, recreated or migrated."""
+another checkout, and devtool refuses before anything is started, recreated or migrated.
+
+Volumes carry no folder: when the other checkout is stopped, its volumes (its database) would still be taken
+over. devtool remembers which checkout it last saw running under each project name (toolkit/state.py), and
+refuses too while that checkout's folder exists and the project's volumes are there."""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from toolkit.engine import project_volumes
 from toolkit.errors import DevtoolError, ExitCode
 from toolkit.project import normalize_project_name
+from toolkit.state import name_owner, record_name_owner
 
 if TYPE_CHECKING:
     from toolkit.project import ComposeProject
@@ -60,19 +66,33 @@ def suggested_name(project: ComposeProject) -> str:
     return normalize_project_name(f"{project.directory.parent.name}-{project.directory.name}") or f"{project.name}-2"
 
 
+def _fix(project: ComposeProject) -> str:
+    name = suggested_name(project)
+    return (f"Give this checkout its own project name: `devtool -p {name} …` for one command, "
+            f"COMPOSE_PROJECT_NAME={name} in {project.directory / '.env'}, or `name: {name}` at the top of "
+            f"{project.files[0].name}.")
+
+
 def conflict(project: ComposeProject, other: Foreign) -> DevtoolError:
     same_folder = _real(other.directory) == _real(str(project.directory))
     where = (f"compose file(s) {', '.join(other.files)}" if same_folder else other.directory)
-    name = suggested_name(project)
     return DevtoolError(
         f"Project name {project.name} is taken by another checkout: its containers ({', '.join(other.services)}) "
         f"come from {where}, not from {project.directory}; nothing was started, recreated or migrated.",
-        hint=f"Give this checkout its own project name: `devtool -p {name} …` for one command, "
-             f"COMPOSE_PROJECT_NAME={name} in {project.directory / '.env'}, or `name: {name}` at the top of "
-             f"{project.files[0].name}.",
-        exit_code=ExitCode.OTHER_CHECKOUT,
+        hint=_fix(project), exit_code=ExitCode.OTHER_CHECKOUT,
         data={"project": project.name, "other_directory": other.directory, "other_files": other.files,
-              "services": other.services, "suggested_name": name})
+              "services": other.services, "suggested_name": suggested_name(project)})
+
+
+def volumes_conflict(project: ComposeProject, directory: str, volumes: list[str]) -> DevtoolError:
+    return DevtoolError(
+        f"Project name {project.name} is taken by another checkout: its volumes ({', '.join(volumes)}) hold the data "
+        f"of {directory} (stopped; devtool last ran it there), not of {project.directory}; nothing was started, "
+        f"recreated or migrated.",
+        hint=_fix(project) + f" (Or, to give that data up, `devtool -C {directory} down --volumes` deletes it.)",
+        exit_code=ExitCode.OTHER_CHECKOUT,
+        data={"project": project.name, "other_directory": directory, "other_files": [], "volumes": volumes,
+              "services": [], "suggested_name": suggested_name(project)})
 
 
 def ensure_own(project: ComposeProject, containers: list[Any]) -> list[Any]:
@@ -80,4 +100,19 @@ def ensure_own(project: ComposeProject, containers: list[Any]) -> list[Any]:
     other = foreign(project, containers)
     if other is not None:
         raise conflict(project, other)
+    return containers
+
+
+def own_containers(project: ComposeProject, client: Any, containers: list[Any]) -> list[Any]:
+    """The project's containers when they are this checkout's (remembered as such); with none, the project's
+    volumes must not be those of a stopped look-alike devtool last saw running (its folder still there)."""
+    ensure_own(project, containers)
+    if containers:
+        record_name_owner(project)
+        return containers
+    owner = name_owner(project.name)
+    if owner and _real(owner) != _real(str(project.directory)) and os.path.isdir(owner):
+        volumes = project_volumes(client, project.name)
+        if volumes:
+            raise volumes_conflict(project, owner, volumes)
     return containers

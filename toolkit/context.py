@@ -99,7 +99,7 @@ class Context:
     def containers(self) -> list[Any]:
         """The project's containers; refused (exit 31) when they are another checkout's (toolkit/checkouts.py):
         every command that finds, starts or stops the stack asks here first."""
-        from toolkit.checkouts import ensure_own
+        from toolkit.checkouts import own_containers
         from toolkit.engine import project_containers
 
-        return ensure_own(self.project, project_containers(self.client, self.project.name))
+        return own_containers(self.project, self.client, project_containers(self.client, self.project.name))

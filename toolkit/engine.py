@@ -129,6 +129,11 @@ def project_containers(client: Any, project: str, *, all: bool = True) -> list[A
     return client.containers.list(all=all, filters=filters)
 
 
+def project_volumes(client: Any, project: str) -> list[str]:
+    """The names of the volumes compose made for a project."""
+    return sorted(v.name for v in client.volumes.list(filters={"label": f"{PROJECT_LABEL}={project}"}))
+
+
 def service_containers(containers: list[Any], service: str) -> list[Any]:
     """A service's containers, lowest container-number first (the one `docker compose exec` picks)."""
     mine = [c for c in containers if c.labels.get(SERVICE_LABEL) == service]

@@ -61,9 +61,13 @@ class Output:
         indented); words longer than a line stay whole. Elsewhere, as it is."""
         if not console.is_terminal:
             return text
-        width = max(console.width - indent, 20)
-        return f"\n{' ' * indent}".join(
-            textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""])
+        lines = []
+        for paragraph in text.split("\n"):  # each of its own lines, its own leading spaces kept
+            lead = paragraph[:len(paragraph) - len(paragraph.lstrip())]
+            width = max(console.width - indent - len(lead), 20)
+            lines += [lead + line for line in textwrap.wrap(paragraph.lstrip(), width, break_long_words=False,
+                                                            break_on_hyphens=False)] or [""]
+        return f"\n{' ' * indent}".join(lines)
 
     def info(self, message: str) -> None:
         self._line(self.stderr, "•", message, "cyan")
@@ -87,16 +91,18 @@ class Output:
         if self.verbose:
             self._line(self.stderr, "·", message, "dim")
 
-    def table(self, title: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> None:
-        """A table for people: cells are plain strings, or `styled(...)` ones. Where the identifiers cannot all
-        be shown whole at this width, each row is shown as a block instead: its first cell, then one
-        `Header: value` line per other cell."""
+    def table(self, title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[Any]], *,
+              bare: bool = False) -> None:
+        """A table for people: cells are plain strings, or `styled(...)` ones; `bare`: no headers, no lines.
+        Where the identifiers cannot all be shown whole at this width, each row is shown as a block instead: its
+        first cell, then one `Header: value` line per other cell."""
         from rich.table import Table
         from rich.text import Text
 
         console = self.stderr if self.json_mode else self.stdout
         cells = [[_text(cell) for cell in row] for row in rows]
-        table = Table(title=Text(title), title_justify="left")
+        table = Table(title=Text(title) if title else None, title_justify="left", show_header=not bare,
+                      **({"box": None, "pad_edge": False} if bare else {}))
         for column in columns:
             table.add_column(column.header, no_wrap=column.identifier)
         for row in cells:
@@ -104,19 +110,16 @@ class Output:
         if _shows_whole(console, table, columns, cells):
             console.print(table)
             return
-        console.print(Text(title, style="italic"))
+        if title:
+            console.print(Text(title, style="italic"))
         for row in cells:
             console.print(Text(row[0].plain, style="bold"))
             for column, cell in zip(columns[1:], row[1:]):
                 if not cell.plain:
                     continue
-                line = Text(f"  {column.header}: ")
-                line.append(self._wrapped(console, cell.plain, indent=4), style=cell.style)
+                line = Text(f"  {column.header}: " if column.header else "  ")
+                line.append(self._wrapped(console, cell.plain, indent=4 if column.header else 2), style=cell.style)
                 console.print(line)
-
-    def show(self, renderable: Any) -> None:
-        """A table or panel for people; routed to stderr in --json mode so stdout stays parseable."""
-        (self.stderr if self.json_mode else self.stdout).print(renderable)
 
     def data(self, payload: Any) -> None:
         """Machine-readable output: JSON on stdout (dataclasses as objects), masked like everything else."""

@@ -28,6 +28,29 @@ def project_state(project: ComposeProject) -> Path:
     return folder
 
 
+def name_owner(name: str) -> str | None:
+    """The folder of the checkout whose containers devtool last saw carry compose project name `name` (the
+    project's volumes were made there), or None."""
+    try:
+        return json.loads((state_home() / "names" / f"{name}.json").read_text()).get("directory")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def record_name_owner(project: ComposeProject) -> None:
+    """Remember that this checkout runs containers under its project name (written only when it changes)."""
+    if name_owner(project.name) == str(project.directory):
+        return
+    path = state_home() / "names" / f"{project.name}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps({"name": project.name, "directory": str(project.directory)}))
+        partial.replace(path)
+    except OSError:
+        pass  # only the check on volumes left by a stopped look-alike is lost
+
+
 def known_projects() -> list[tuple[Path, dict]]:
     """Every project folder devtool keeps state in, with its project.json ({} when unreadable)."""
     found = []

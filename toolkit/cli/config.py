@@ -18,13 +18,10 @@ def command(ctx: typer.Context, json_output: bool = typer.Option(False, "--json"
 
 
 def render(out, settings, report: dict) -> None:
-    from rich.table import Table
-    from rich.text import Text
+    from toolkit.output import Column
 
     where = f"configuration file: {settings.config_file}" if settings.config_file else "no configuration file"
-    table = Table(title=Text(f"devtool settings ({where})"), title_justify="left")
-    for column in ("Key", "Value", "Source"):
-        table.add_column(column)
+    rows = []
     for key, entry in report.items():
         value = entry["value"]
         if value is None or value == []:
@@ -33,5 +30,6 @@ def render(out, settings, report: dict) -> None:
             shown = ", ".join(value)
         else:
             shown = str(value)
-        table.add_row(key, Text(shown), Text(entry["source"]))  # Text: `[tool.devtool]` is not markup
-    out.show(table)
+        rows.append([key, shown, entry["source"]])
+    out.table(f"devtool settings ({where})", [Column("Key", identifier=True), Column("Value", identifier=True),
+                                               Column("Source")], rows)

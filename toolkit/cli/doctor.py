@@ -7,22 +7,22 @@ import typer
 
 from toolkit.errors import ExitCode
 
-SYMBOLS = {True: "[green]✓[/]", False: "[bold red]✗[/]", None: "[dim]–[/]"}
+SYMBOLS = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("–", "dim")}
 
 
 def render(out, checks) -> None:
-    from rich.table import Table
     from rich.text import Text
 
     from toolkit.masking import masker
+    from toolkit.output import Column
 
-    table = Table(show_header=False, box=None, pad_edge=False)
+    rows = []
     for check in checks:
-        line = Text(masker(check.detail), style="dim" if check.ok is None else "")
+        detail = Text(masker(check.detail), style="dim" if check.ok is None else "")
         if check.fix:
-            line.append(f"\n  fix: {masker(check.fix)}", style="yellow")
-        table.add_row(SYMBOLS[check.ok], check.name, line)
-    out.show(table)
+            detail.append(f"\n  fix: {masker(check.fix)}", style="yellow")
+        rows.append([Text.assemble(SYMBOLS[check.ok], f" {check.name}"), detail])
+    out.table(None, [Column(""), Column("")], rows, bare=True)
 
 
 def command(ctx: typer.Context, json_output: bool = typer.Option(False, "--json", help="Print the checks as JSON.")):
