@@ -222,13 +222,24 @@ def test_sixty_columns_on_a_real_terminal(stack):
     code, text = run_in_terminal(["snapshot", "list"], stack.root, columns=160, env={"COLUMNS": "60"})
     assert code == 0 and "auto-20261124T051000654321Z" in text and "┃ Name" not in text, text
 
+    # The path: refused without a terminal (the revision file kept), then confirmed on one: the agent
+    # applies the kept revision and has nothing new to generate; the last line says what was applied.
     user = stack.backend_src / "app/models/user.py"
     user.write_text(user.read_text().replace("    name = db.Column(db.String(255))\n", ""))
+    refused = stack.devtool("migrate", "drop the name column")
+    assert refused.returncode == 8, refused.stderr
+    (kept,) = [p for p in stack.versions() if "drop_the_name_column" in p.name]
+    revision = kept.name.split("_")[0]
     code, text = run_in_terminal(["migrate", "drop the name column"], stack.root, answer=(b"Apply it?", b"y"))
     assert code == 0, text
     assert re.search(r"(^|\s)destructive(\s|$)", text, re.M), text
-    last = text.strip().splitlines()[-1]
-    assert last.startswith("✓ Migrated: database now at"), text
+    lines = text.strip().splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("✓ "))
+    assert " ".join(line.strip() for line in lines[start:]) == (
+        f"✓ Migrated: applied {revision} (drop the name column); database now at {revision}. No further model "
+        f"changes: no new revision written."), text
+    assert all(len(line) <= 60 for line in lines[start:]), lines[start:]
+    assert "No schema changes detected" not in text
     assert "name" not in stack.psql("SELECT column_name FROM information_schema.columns WHERE table_name='users'")
 
     code, text = run_in_terminal(["restore", "no-such-snapshot-with-a-rather-long-name-0123456789"], stack.root)
