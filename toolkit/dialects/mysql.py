@@ -38,11 +38,12 @@ DUMP_SCRIPT = TOOLS + "dump\n"
 LOAD_SCRIPT = TOOLS + r"""
 set -e
 file="$1"
+exec 3<"$file"  # open now: once started, the load reads it whole even if devtool stops and its folder goes
 tail -c 200 "$file" | grep -q -- "-- Dump completed" || { echo "$file is not a complete dump" >&2; exit 91; }
 {
   echo "SET FOREIGN_KEY_CHECKS=0;"
   sql -N -B -e "SELECT CONCAT(CASE table_type WHEN 'VIEW' THEN 'DROP VIEW IF EXISTS ' WHEN 'SEQUENCE' THEN 'DROP SEQUENCE IF EXISTS ' ELSE 'DROP TABLE IF EXISTS ' END, '\`', REPLACE(table_name, '\`', '\`\`'), '\`;') FROM information_schema.tables WHERE table_schema = DATABASE()"
-  cat "$file"
+  cat <&3
 } | sql
 """
 COMPLETE = "-- Dump completed"
@@ -72,11 +73,11 @@ class MySQL:
         if service is not None:
             with ctx.target.in_service(service, connection.environment) as tools:
                 if tools is not None:
-                    yield MySQLDumps(ctx, tools, connection, f"service {service}")
+                    yield MySQLDumps(ctx, tools, connection, f"service {service}", lasting=True)
                     return
         image = self.tools_image(ctx, connection)
         with ctx.target.sidecar(image, connection.environment) as tools:
-            yield MySQLDumps(ctx, tools, connection, image)
+            yield MySQLDumps(ctx, tools, connection, image, lasting=False)
 
     def tools_image(self, ctx: Context, connection: ConnectionResult) -> str:
         """The configured image, else the server's own (mariadb:<version> or mysql:<version>)."""
@@ -98,9 +99,13 @@ class MySQL:
 
 
 class MySQLDumps:
-    def __init__(self, ctx: Context, tools: Sidecar, connection: ConnectionResult, where: str) -> None:
+    """The tools in `where`: the database service's own container (`lasting`: a command there outlives devtool),
+    or a throw-away one (removed, with what runs in it, when devtool stops)."""
+
+    def __init__(self, ctx: Context, tools: Sidecar, connection: ConnectionResult, where: str, *,
+                 lasting: bool) -> None:
         self.ctx, self.tools, self.connection, self.where = ctx, tools, connection, where
-        self.database = connection.database
+        self.database, self.lasting = connection.database, lasting
 
     def _run(self, script: str, *args: str, into: BinaryIO | None = None) -> tuple[int, str]:
         errors = bytearray()
@@ -128,9 +133,22 @@ class MySQLDumps:
         self.read(dump)  # a complete dump devtool can read, or nothing is touched
         with tempfile.NamedTemporaryFile(prefix="devtool-before-restore-", suffix=".sql", delete=False,
                                          dir=dump.parent) as before:
-            self.dump(before)
+            try:
+                self.dump(before)
+            except BaseException:  # nothing was touched: no file left behind
+                Path(before.name).unlink(missing_ok=True)
+                raise
         kept = Path(before.name)
-        code, errors = self._run(LOAD_SCRIPT, self.tools.put(dump, "restore.sql"))
+        try:
+            code, errors = self._run(LOAD_SCRIPT, self.tools.put(dump, "restore.sql"))
+        except KeyboardInterrupt:
+            raise DevtoolError(
+                f"Interrupted while loading {dump.name} into {self._where()}: "
+                + ("the load goes on in that container until it is complete. " if self.lasting else
+                   "the load stopped part-way, so the database is between the two. ")
+                + f"What was there before is saved in {kept}.", exit_code=ExitCode.INTERRUPTED,
+                hint=f"`devtool snapshot import {kept}`, then restore it, brings back what was there before.") \
+                from None
         if code == 0:
             kept.unlink(missing_ok=True)
             return
