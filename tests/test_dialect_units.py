@@ -112,26 +112,23 @@ def test_the_files_an_sqlite_url_names(tmp_path, monkeypatch):
     assert database_files(FakeURL("/d/a.db")) == ["/d/a.db", "/d/a.db-journal", "/d/a.db-wal", "/d/a.db-shm"]
 
 
-class FakeSession:
+class FakeEngine:
     def __init__(self, path: Path) -> None:
         self.url = FakeURL(str(path))
-
-    def engine(self):
-        return self
 
 
 def test_the_sqlite_lock_file_waits_names_its_holder_and_times_out(tmp_path):
     database = tmp_path / "app.db"
-    with FileLock(FakeSession(database), 5) as held:
+    with FileLock(FakeEngine(database), 5) as held:
         assert held.waited == 0.0
         assert f"pid {os.getpid()}" in (tmp_path / "app.db.devtool-lock").read_text()
         with pytest.raises(AgentError) as failed:
-            with FileLock(FakeSession(database), 0.3):
+            with FileLock(FakeEngine(database), 0.3):
                 pass
         assert failed.value.failure.code == ErrorCode.LOCK_TIMEOUT
         assert f"held by pid {os.getpid()}" in failed.value.failure.message
         assert "nothing was changed" in failed.value.failure.message
-    with FileLock(FakeSession(database), 0.3):  # released: the next one takes it at once
+    with FileLock(FakeEngine(database), 0.3):  # released: the next one takes it at once
         pass
 
 
@@ -140,14 +137,14 @@ def test_the_sqlite_lock_refuses_a_link_in_its_place(tmp_path):
     target.write_text("precious")
     os.symlink(target, tmp_path / "app.db.devtool-lock")
     with pytest.raises(AgentError) as failed:
-        with FileLock(FakeSession(tmp_path / "app.db"), 1):
+        with FileLock(FakeEngine(tmp_path / "app.db"), 1):
             pass
     assert failed.value.failure.code == ErrorCode.LOCK_UNAVAILABLE
     assert target.read_text() == "precious"
     os.unlink(tmp_path / "app.db.devtool-lock")
     os.link(target, tmp_path / "app.db.devtool-lock")  # a hard link: writing to it would write there
     with pytest.raises(AgentError, match="not a plain file of its own"):
-        with FileLock(FakeSession(tmp_path / "app.db"), 1):
+        with FileLock(FakeEngine(tmp_path / "app.db"), 1):
             pass
     assert target.read_text() == "precious"
 

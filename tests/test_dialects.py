@@ -397,7 +397,7 @@ def test_the_lock_waits_for_a_running_migration(db):
     reader = threading.Thread(target=lambda: lines.extend(migrate.stderr), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any("another migration is running on this database" in line for line in lines),
+        wait_for(lambda: any("another migration is running on database " in line for line in lines),
                  timeout=300, what="migrate to wait for the lock")
         assert migrate.poll() is None  # still waiting
     finally:

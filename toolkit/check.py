@@ -55,7 +55,8 @@ def verdict(status: StatusResult, report: OrphanReport | None = None) -> tuple[i
         problems.append(f"database behind head by {len(status.pending)} revision(s): `devtool db upgrade`")
         codes.append(ExitCode.DATABASE_BEHIND)
     if status.model_changes and not status.orphans and len(status.heads) <= 1:  # else: not against one head
-        listed = ", ".join(f"{c.kind} {c.name}" for c in status.model_changes[:5])
+        listed = ", ".join(f"{c.kind} {c.name}" + (f" in bind {c.bind}" if c.bind else "")
+                           for c in status.model_changes[:5])
         problems.append(f"models changed without a migration ({listed}): `devtool migrate \"msg\"`")
         codes.append(ExitCode.PENDING_MODEL_CHANGES)
     return (int(codes[0]) if codes else 0), problems

@@ -12,8 +12,9 @@ Two kinds:
 Every snapshot belongs to its checkout (the folder and the compose project name: the state folder is keyed by
 both, and the metadata names the folder), its backend service and the database(s) it was taken from: `restore
 --latest` looks only at the service's own, and restoring into another database is refused with the reason.
-Each snapshot's metadata is one JSON file (format 2) in the project's state folder; `databases` is a list (the
-app's main database now, each bind's later), so projects with several databases need no new format.
+Each snapshot's metadata is one JSON file (format 2) in the project's state folder; `databases` is a list: the
+app's main database and, in a multi-database project (SQLALCHEMY_BINDS), each bind's. A snapshot always holds
+every database of the app (not only those a migration touches): a restore then puts them all back together.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ class Snapshot:
     @property
     def database(self) -> str | None:
         return self.main.database.name if self.main else None
+
+    @property
+    def database_names(self) -> str:
+        """Every database it holds, the main one first: "main" or "main, analytics" (a bind's)."""
+        return ", ".join(str(d.database.name) for d in self.databases) or "-"
 
     @property
     def age_seconds(self) -> float:
@@ -258,7 +264,7 @@ def _named(ctx: Context, name: str, doing: str) -> Snapshot:
                            f"(have: {known}).", exit_code=ExitCode.SNAPSHOT_FAILED,
                            hint="`devtool snapshot list` shows them.")
     if snapshot.service not in (None, service):
-        raise DevtoolError(f"Snapshot {name} belongs to service {snapshot.service} (database {snapshot.database}); "
+        raise DevtoolError(f"Snapshot {name} belongs to service {snapshot.service} (database {snapshot.database_names}); "
                            f"this command works on service {service}: {doing} it here is refused.",
                            exit_code=ExitCode.SNAPSHOT_FAILED,
                            hint=f"Use `devtool --service {snapshot.service} ...` for that service's snapshots.")
@@ -299,7 +305,7 @@ def take(ctx: Context, name: str | None = None, *, reason: str = "manual", datab
                                                          wait=ctx.settings.wait_timeout))
             snapshot.databases = result.databases
             if result.closed:
-                ctx.out.info(f"Closed {result.closed} connection(s) to {snapshot.database} for the copy (the app "
+                ctx.out.info(f"Closed {result.closed} connection(s) to {snapshot.database_names} for the copy (the app "
                              f"reconnects on its next query).")
         except DevtoolError as exc:
             if exc.data.get("code") != ErrorCode.COPY_UNSUPPORTED:
@@ -327,6 +333,13 @@ def _dump(ctx: Context, snapshot: Snapshot, *, copy_refused: str) -> None:
     """The dump kind: pg_dump next to the backend into the state folder."""
     connection = ctx.target.agent().call(ConnectionRequest())
     database = connection.database
+    if connection.others:  # a snapshot of the main database alone would restore a mismatched set
+        raise DevtoolError(f"Cannot snapshot the {1 + len(connection.others)} databases of service "
+                           f"{ctx.services.backend} ({', '.join(str(d.name) for d in [database, *connection.others])}):"
+                           f" {_lower(copy_refused.rstrip('.'))}, and a dump snapshot holds one database only; "
+                           f"nothing was taken.", exit_code=ExitCode.SNAPSHOT_FAILED,
+                           hint="Grant the app's role CREATEDB and the ownership of each database (copies inside "
+                                "the server cover every database).")
     dialect = for_database(database)
     if dialect.copies:  # the server could have copied it: say why it did not
         ctx.out.info(f"{copy_refused.rstrip('.')}; taking a {dialect.dump_tool} instead (slower).")
@@ -372,7 +385,7 @@ def restore(ctx: Context, name: str | None) -> Snapshot:
             result = agent.call(RestoreCopyRequest(databases=snapshot.databases, token=uuid.uuid4().hex[:12],
                                                    wait=ctx.settings.wait_timeout))
             if result.closed:
-                ctx.out.info(f"Closed {result.closed} connection(s) to {snapshot.database} for the swap (the app "
+                ctx.out.info(f"Closed {result.closed} connection(s) to {snapshot.database_names} for the swap (the app "
                              f"reconnects on its next query).")
         else:
             connection = agent.call(ConnectionRequest())

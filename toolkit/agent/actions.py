@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import List
 
@@ -168,7 +169,8 @@ class EmptyCheck:
         self.empty = False
 
     def __call__(self, context, revision, directives) -> None:
-        self.empty = bool(directives) and directives[0].upgrade_ops.is_empty()
+        # upgrade_ops_list: a multi-database env.py writes one UpgradeOps per database (upgrade_ops refuses)
+        self.empty = bool(directives) and all(ops.is_empty() for ops in directives[0].upgrade_ops_list)
 
 
 def _generate(session, message: str):
@@ -228,14 +230,17 @@ def status(request) -> StatusResult:
 
 
 def _model_changes(session) -> List[ModelChange]:
-    """What autogenerate would write now, without writing anything (`devtool check`, doctor)."""
+    """What autogenerate would write now, without writing anything (`devtool check`, doctor): in every
+    database of the app, each compared with its own models."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    with session.engine().connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diffs = compare_metadata(context, session.db.metadata)
-    return [_diff(d) for d in diffs]
+    changes = []
+    for bind in [None] + session.binds():
+        with session.engine(bind).connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            changes += [replace(_diff(d), bind=bind) for d in compare_metadata(context, session.metadata(bind))]
+    return changes
 
 
 def _diff(diff) -> ModelChange:
@@ -328,14 +333,16 @@ def db_commands(request) -> CommandsResult:
 
 
 def snapshot_copy(request) -> CopyResult:
-    """Copy each of the app's databases inside its own server (the fast snapshot)."""
+    """Copy each of the app's databases (the main one, then each bind's) inside its own server (the fast
+    snapshot); when one cannot be copied, the copies already made are dropped."""
     session = Session(request, migrations=False)
-    session.engine().dispose()  # no connection of ours keeps the copy waiting
+    session.dispose()  # no connection of ours keeps the copy waiting
     result = CopyResult(databases=[])
     try:
-        for bind, url in session.databases():
+        for index, (bind, url) in enumerate(session.databases()):
             with database_copies(url, request.wait) as copies:
-                copy = COPY_PREFIX + request.token + ("_%s" % bind if bind else "")
+                # Postgres cuts names at 63 bytes: the index keeps two long bind names apart
+                copy = (COPY_PREFIX + request.token + ("_%d_%s" % (index, bind) if bind else ""))[:63]
                 log("copying database %s inside its server" % url.database)
                 result.closed += copies.copy(url.database, copy, request.comment)
                 result.databases.append(SnapshotDatabase(
@@ -350,10 +357,12 @@ def snapshot_copy(request) -> CopyResult:
 
 
 def snapshot_restore(request) -> CopyResult:
-    """Put each database back from its snapshot copy. Refused when the app's database is another than the one
-    the snapshot was taken from. Needs no migrations: it works at any revision."""
+    """Put each database of the snapshot back from its copy, all or nothing as far as the servers allow: each
+    must be the database the snapshot was taken from and its copy must still be there; every fresh copy is
+    made before the first swap, a swap that fails puts the databases swapped before it back, and only then
+    are the replaced databases dropped. Needs no migrations: it works at any revision."""
     session = Session(request, migrations=False)
-    session.engine().dispose()
+    session.dispose()
     urls = dict(session.databases())
     for taken in request.databases:
         url = urls.get(taken.bind)
@@ -361,35 +370,94 @@ def snapshot_restore(request) -> CopyResult:
         if now is None or (now.host, now.port, now.name) != (taken.database.host, taken.database.port,
                                                                taken.database.name):
             where = "%s on %s:%s" % (now.name, now.host, now.port) if now else "no such database"
-            raise fail(ErrorCode.SNAPSHOT_MISMATCH, "The snapshot was taken from database %s on %s:%s; the app now "
-                       "uses %s: restoring it there is refused." % (
-                           taken.database.name, taken.database.host, taken.database.port, where))
+            of = " (bind %s)" % taken.bind if taken.bind else ""
+            raise fail(ErrorCode.SNAPSHOT_MISMATCH, "The snapshot was taken from database %s on %s:%s%s; the app now "
+                       "uses %s: restoring it there is refused; nothing was restored." % (
+                           taken.database.name, taken.database.host, taken.database.port, of, where))
+    for bind, url in session.databases():
+        if bind not in [t.bind for t in request.databases]:
+            log("database %s (bind %s) is not in this snapshot (taken before the bind existed?): left as it is"
+                % (url.database, bind))
     result = CopyResult(databases=[])
-    for taken in request.databases:
-        url = urls[taken.bind]
-        with database_copies(url, request.wait) as copies:
-            log("restoring database %s from %s" % (url.database, taken.copy))
-            result.closed += copies.restore(taken.copy, url.database, request.token)
+    with ExitStack() as stack:
+        servers = [stack.enter_context(database_copies(urls[t.bind], request.wait)) for t in request.databases]
+        for server, taken in zip(servers, request.databases):
+            server.check_copy(taken.copy)
+        swaps = []
+        try:
+            for index, (server, taken) in enumerate(zip(servers, request.databases)):
+                log("copying snapshot %s for database %s" % (taken.copy, urls[taken.bind].database))
+                swaps.append((server, server.prepare(taken.copy, urls[taken.bind].database,
+                                                     "%s_%d" % (request.token, index))))
+            swapped = []
+            try:
+                for server, swap in swaps:
+                    log("swapping it in for database %s" % swap.target)
+                    result.closed += server.swap(swap)
+                    swapped.append((server, swap))
+            except BaseException:
+                for server, swap in reversed(swapped):
+                    _unswap_quietly(server, swap)
+                raise
+        except BaseException:
+            for server, swap in swaps:
+                server.discard(swap)
+            raise
+        for server, swap in swaps:
+            server.finish(swap)
+        for server, taken in zip(servers, request.databases):
+            url = urls[taken.bind]
             result.databases.append(SnapshotDatabase(database=database_of(url), bind=taken.bind, copy=taken.copy,
                                                      revision=current_revision(url) or [],
-                                                     server_version=copies.server_version))
+                                                     server_version=server.server_version))
     return result
+
+
+def _unswap_quietly(server, swap) -> None:
+    try:
+        server.unswap(swap)
+        log("database %s put back as it was" % swap.target)
+    except Exception as exc:
+        log("could not put database %s back (%s); the data it held is in database %s" % (
+            swap.target, first_line(exc), swap.replaced))
+        swap.replaced = None  # never dropped: it holds that data
+        swap.owner = None
 
 
 def snapshot_drop(request) -> DropResult:
     session = Session(request, migrations=False)
-    result = DropResult()
-    with database_copies(session.engine().url, 0) as copies:
-        result.dropped, result.missing = copies.drop(request.copies)
-    return result
+    dropped, missing = _drop_copies(session, request.copies)
+    return DropResult(dropped=dropped, missing=missing)
+
+
+def _drop_copies(session, names: List[str]):
+    """Drop snapshot copies wherever the app's databases live (a bind's copies may be on another server)."""
+    dropped, left = [], list(names)
+    for url in _servers(session):
+        if not left:
+            break
+        with database_copies(url, 0) as copies:
+            here, _ = copies.drop([name for name in left if copies.exists(name)])
+        dropped += here
+        left = [name for name in left if name not in here]
+    return dropped, left
+
+
+def _servers(session) -> list:
+    """One URL per database server the app uses (main database's first)."""
+    found, seen = [], set()
+    for _, url in session.databases():
+        if (url.get_backend_name(), url.host, url.port) not in seen:
+            seen.add((url.get_backend_name(), url.host, url.port))
+            found.append(url)
+    return found
 
 
 def _drop_quietly(session, copies) -> None:
     if not copies:
         return
     try:
-        with database_copies(session.engine().url, 0) as server:
-            server.drop(copies)
+        _drop_copies(session, copies)
     except Exception as exc:
         log("could not drop the partial snapshot copies %s: %s" % (", ".join(copies), first_line(exc)))
 
@@ -403,7 +471,8 @@ def connection(request) -> ConnectionResult:
         url = url.set(database=request.database)
     environment, server_version = connection_environment(url)
     return ConnectionResult(database=database_of(url), environment=environment, revision=current_revision(url),
-                            server_version=server_version)
+                            server_version=server_version,
+                            others=[database_of(other) for _, other in session.databases()[1:]])
 
 
 def snapshot_file(request) -> FileSnapshotResult:

@@ -85,13 +85,49 @@ class Session:
             script.version_locations = own + [extra_versions]
         return script
 
-    def engine(self):
-        return self.db.engine
+    def engine(self, bind: Optional[str] = None):
+        """The engine of the main database (bind None) or of a bind (SQLALCHEMY_BINDS)."""
+        if bind is None:
+            return self.db.engine
+        engines = getattr(self.db, "engines", None)  # Flask-SQLAlchemy 3.x
+        if engines is not None:
+            return engines[bind]
+        return self.db.get_engine(bind=bind)  # 2.x
 
-    def current(self) -> List[str]:
+    def dispose(self) -> None:
+        """Close the pooled connections to every database of the app."""
+        for bind in [None] + self.binds():
+            self.engine(bind).dispose()
+
+    def binds(self) -> List[str]:
+        """The app's binds (SQLALCHEMY_BINDS keys), sorted; a single-database app has none."""
+        engines = getattr(self.db, "engines", None)
+        if engines is not None:
+            return sorted(k for k in engines if k is not None)
+        return sorted(k for k in (self.app.config.get("SQLALCHEMY_BINDS") or {}) if k is not None)
+
+    def metadata(self, bind: Optional[str] = None):
+        """The models' tables of one database: Flask-SQLAlchemy 3.x keeps a MetaData per bind, 2.x one MetaData
+        whose tables carry their bind_key."""
+        metadatas = getattr(self.db, "metadatas", None)
+        if metadatas is not None:
+            from sqlalchemy import MetaData
+
+            return metadatas.get(bind) or MetaData()
+        if not self.binds():
+            return self.db.metadata
+        from sqlalchemy import MetaData
+
+        chosen = MetaData()
+        for table in self.db.metadata.tables.values():
+            if table.info.get("bind_key") == bind:
+                table.to_metadata(chosen) if hasattr(table, "to_metadata") else table.tometadata(chosen)
+        return chosen
+
+    def current(self, bind: Optional[str] = None) -> List[str]:
         from alembic.runtime.migration import MigrationContext
 
-        with self.engine().connect() as connection:
+        with self.engine(bind).connect() as connection:
             return sorted(MigrationContext.configure(connection).get_current_heads())
 
     def heads(self, script=None) -> List[Revision]:
@@ -102,17 +138,37 @@ class Session:
         return database_of(self.engine().url)
 
     def databases(self):
-        """(bind, engine URL) of every database the app uses: the main one (bind None) so far."""
-        return [(None, self.engine().url)]
+        """(bind, engine URL) of every database the app uses: the main one (bind None) first, then each bind's
+        in name order; a bind that points at a database already listed is not listed again."""
+        found, seen = [], set()
+        for bind in [None] + self.binds():
+            url = self.engine(bind).url
+            key = same_database_key(url)
+            if key not in seen:
+                seen.add(key)
+                found.append((bind, url))
+        return found
 
     def pending(self, script, current: List[str]) -> List[PendingRevision]:
-        """Revisions between the database and head, oldest first, each with its reviewed changes."""
-        lower: Optional[str] = current[0] if len(current) == 1 else None
-        found = []
-        for revision in reversed(list(script.iterate_revisions("heads", lower))):
-            found.append(PendingRevision(id=revision.revision, message=(revision.doc or "").strip(),
-                                         path=revision.path, changes=review_file(revision.path)))
+        """Revisions between the database and head, oldest first, each with its reviewed changes. With binds,
+        a revision pending in any of the databases (each has its own alembic_version) counts."""
+        currents = [current] + [self.current(bind) for bind, _ in self.databases()[1:]]
+        behind = [list(reversed(list(script.iterate_revisions("heads", c[0] if len(c) == 1 else None))))
+                  for c in currents]
+        found: List[PendingRevision] = []
+        seen = set()
+        for revisions in sorted(behind, key=len, reverse=True):  # the database furthest behind sets the order
+            for revision in revisions:
+                if revision.revision not in seen:
+                    seen.add(revision.revision)
+                    found.append(PendingRevision(id=revision.revision, message=(revision.doc or "").strip(),
+                                                 path=revision.path, changes=review_file(revision.path)))
         return found
+
+
+def same_database_key(url) -> tuple:
+    """What tells two URLs of one database apart from two databases (no user, no password, no options)."""
+    return (url.get_backend_name(), url.host, url.port, url.database)
 
 
 def database_of(url) -> Database:

@@ -55,7 +55,7 @@ def apply_pending(session, script) -> List[Revision]:
     revisions, not with pending x history; a failure names its revision and rolls back only that one; when
     devtool goes away, no further revision starts."""
     return _run(session, script, lambda heads: script._upgrade_revs("heads", heads), "applying", "applied",
-                ErrorCode.UPGRADE_FAILED, "Revision %s (%s) failed: %s")
+                ErrorCode.UPGRADE_FAILED, "Revision %s (%s) failed%s: %s")
 
 
 def downgrade(session, script, revisions: list) -> List[Revision]:
@@ -65,7 +65,7 @@ def downgrade(session, script, revisions: list) -> List[Revision]:
 
     steps = [MigrationStep.downgrade_from_script(script.revision_map, r) for r in revisions]
     return _run(session, script, lambda heads: steps, "downgrading", "downgraded", ErrorCode.DOWNGRADE_FAILED,
-                "Downgrading %s (%s) failed: %s")
+                "Downgrading %s (%s) failed%s: %s")
 
 
 def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_code: str,
@@ -73,23 +73,29 @@ def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_co
     from alembic.runtime.environment import EnvironmentContext
 
     done: List[Revision] = []
-    running: List[object] = []
+    running: List[object] = []  # the revision being run, and the name of the database it runs in
+    finished = set()  # (database, revision id): a multi-database env.py runs each revision once per database
     stopped: List[str] = []
     applying = Applying(session)
+    several = len(session.databases()) > 1
 
     def steps(heads, context):
+        database = context.connection.engine.url.database if several and context.connection is not None else None
         for step in plan(heads):
             name = "%s (%s)" % (step.revision.revision, (step.revision.doc or "").strip())
             if client_gone():
                 stopped.append(name)
                 return
-            running[:] = [step.revision]
+            running[:] = [step.revision, database]
             applying.next_revision()
-            log("%s %s" % (doing, name))
+            log("%s %s%s" % (doing, name, " in database %s" % database if database else ""))
             yield step
 
     def record(ctx, step, heads, run_args) -> None:
-        done.append(describe(step.up_revision))
+        revision = describe(step.up_revision)
+        finished.add((running[1] if running else None, revision.id))
+        if not any(r.id == revision.id for r in done):
+            done.append(revision)
 
     args = session.migrate_state.configure_args
     saved = dict(args)
@@ -104,9 +110,12 @@ def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_co
 
         traceback.print_exc()
         failed = describe(running[0]) if running else None
-        if failed is None or any(r.id == failed.id for r in done):
+        if failed is None or (running[1], failed.id) in finished:
             raise
-        raise _failed(session, failed, exc, done, failure_code, failure % (failed.id, failed.message,
+        if several:  # a multi-database env.py commits all databases together, or rolls all of them back
+            done[:] = _still_done(session, script, done, upwards=done_verb == "applied")
+        where = " in database %s" % running[1] if running[1] else ""
+        raise _failed(session, failed, exc, done, failure_code, failure % (failed.id, failed.message, where,
                                                                             first_line(exc)), applying)
     finally:
         args.clear()
@@ -114,6 +123,14 @@ def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_co
     if stopped:
         raise interrupted(session, done, stopped[0], done_verb)
     return done
+
+
+def _still_done(session, script, done: List[Revision], upwards: bool) -> List[Revision]:
+    """Of the revisions a failed run went through, those the main database still shows as applied (upwards)
+    or as taken back: what was rolled back is not reported as done."""
+    current = session.current()
+    below = {r.revision for r in script.iterate_revisions(tuple(current), "base")} if current else set()
+    return [r for r in done if (r.id in below) == upwards]
 
 
 def _failed(session, failed: Revision, exc: Exception, done: List[Revision], failure_code: str, message: str,

@@ -5,11 +5,12 @@ applied and reported when it fails, snapshot copies inside the database server, 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from .app import error_text, fail, first_line, log
 from .client import client_gone
-from .locks import FileLock, MySQLLock, NoLock, PostgresLock
+from .locks import FileLock, Locks, MySQLLock, NoLock, PostgresLock
 from .mysql import engine_label, mysql_connection, statements_that_stay
 from .protocol import COPY_PREFIX, LOCK_KEY, SNAPSHOT_MARK, ErrorCode
 from .sqlite import SQLiteFiles, sqlite_connection, transactional_ddl
@@ -18,9 +19,14 @@ from .sqlite import SQLiteFiles, sqlite_connection, transactional_ddl
 LOCKS = {"postgresql": PostgresLock, "mysql": MySQLLock, "mariadb": MySQLLock, "sqlite": FileLock}
 
 
-def migration_lock(session, deadline_seconds: float):
-    """devtool's migration lock for the app's database: two devtool runs never interleave."""
-    return LOCKS.get(session.database().backend, NoLock)(session, deadline_seconds)
+def migration_lock(session, deadline_seconds: float) -> Locks:
+    """devtool's migration lock on every database of the app (the main one and each bind's): two devtool runs
+    never interleave. Taken in one order for everyone, by where the database is (not by bind names, which
+    another app may give differently), so two runs never deadlock."""
+    order = sorted(session.databases(), key=lambda d: (d[1].get_backend_name(), d[1].host or "", d[1].port or 0,
+                                                        d[1].database or ""))
+    return Locks([LOCKS.get(url.get_backend_name(), NoLock)(session.engine(bind), deadline_seconds)
+                  for bind, url in order])
 
 
 # ---------------------------------------------------------------------------------------------- applying
@@ -88,6 +94,17 @@ def _literal(text: str) -> str:
 def _sqlstate(exc: BaseException) -> Optional[str]:
     original = getattr(exc, "orig", None) or exc
     return getattr(original, "pgcode", None) or getattr(original, "sqlstate", None)
+
+
+@dataclass
+class Swap:
+    """One database of a restore: its fresh copy of the snapshot's copy, and the name the old one takes."""
+
+    copy: str
+    target: str
+    fresh: str
+    replaced: str
+    owner: Optional[str]
 
 
 class PostgresCopies:
@@ -243,43 +260,71 @@ class PostgresCopies:
             raise
         return closed
 
+    def check_copy(self, copy: str) -> None:
+        """The snapshot's copy is still on the server, with devtool's mark."""
+        if not self.exists(copy) or not (self.comment(copy) or "").startswith(SNAPSHOT_MARK):
+            raise fail(ErrorCode.SNAPSHOT_MISSING, "The snapshot's copy %s is no longer on the database server "
+                       "(its volume was removed, or it was dropped by hand); nothing was restored." % copy)
+
     def restore(self, copy: str, target: str, token: str) -> int:
         """`target` becomes a fresh copy of `copy`: made aside, then swapped in by two renames in one
         transaction (all or nothing); the database it replaces is dropped. The connections closed for it."""
-        if not self.exists(copy) or not (self.comment(copy) or "").startswith(SNAPSHOT_MARK):
-            raise fail(ErrorCode.SNAPSHOT_MISSING, "The snapshot's copy %s is no longer on the database server "
-                       "(its volume was removed, or it was dropped by hand)." % copy)
-        fresh, replaced = NEW_PREFIX + token, OLD_PREFIX + token
-        owner = self._scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", target)
-        owner_clause = " OWNER %s" % _quoted(owner) if owner else ""
+        swap = self.prepare(copy, target, token)
+        try:
+            closed = self.swap(swap)
+        except BaseException:
+            self.discard(swap)
+            raise
+        self.finish(swap)
+        return closed
+
+    # A restore in steps, so that several databases are put back together: every fresh copy is made first, then
+    # each is swapped in (a swap that fails puts the ones before it back), and only then are the replaced
+    # databases dropped.
+    def prepare(self, copy: str, target: str, token: str) -> "Swap":
+        """A fresh copy of `copy` beside `target`, owned by its owner."""
+        self.check_copy(copy)
+        swap = Swap(copy=copy, target=target, fresh=NEW_PREFIX + token, replaced=OLD_PREFIX + token,
+                    owner=self._scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", target))
+        owner_clause = " OWNER %s" % _quoted(swap.owner) if swap.owner else ""
         strategy = self._strategy(copy)
         self._while_in_use(copy, lambda: self._execute("CREATE DATABASE %s TEMPLATE %s%s%s" % (
-            _quoted(fresh), _quoted(copy), owner_clause, strategy)), "copying the snapshot %s" % copy)
+            _quoted(swap.fresh), _quoted(copy), owner_clause, strategy)), "copying the snapshot %s" % copy)
+        return swap
+
+    def _renames(self, pairs) -> None:
         try:
-            self._stop_if_gone("restoring (before the swap)")
-
-            def swap() -> None:
-                try:
-                    self._execute("BEGIN")
-                    if owner:
-                        self._execute("ALTER DATABASE %s RENAME TO %s" % (_quoted(target), _quoted(replaced)))
-                    self._execute("ALTER DATABASE %s RENAME TO %s" % (_quoted(fresh), _quoted(target)))
-                    self._execute("COMMIT")
-                except Exception:
-                    self._execute("ROLLBACK")
-                    raise
-
-            closed = self._while_in_use(target, swap, "swapping the snapshot in for database %s" % target)
-        except BaseException:
-            self._execute("DROP DATABASE IF EXISTS %s" % _quoted(fresh))
+            self._execute("BEGIN")
+            for old, new in pairs:
+                self._execute("ALTER DATABASE %s RENAME TO %s" % (_quoted(old), _quoted(new)))
+            self._execute("COMMIT")
+        except Exception:
+            self._execute("ROLLBACK")
             raise
-        if owner:
+
+    def swap(self, swap: "Swap") -> int:
+        """The fresh copy becomes `target` (the old one is kept aside); the connections closed for it."""
+        self._stop_if_gone("restoring (before the swap)")
+        pairs = ([(swap.target, swap.replaced)] if swap.owner else []) + [(swap.fresh, swap.target)]
+        return self._while_in_use(swap.target, lambda: self._renames(pairs),
+                                  "swapping the snapshot in for database %s" % swap.target)
+
+    def unswap(self, swap: "Swap") -> None:
+        """Undo swap(): the database it replaced is `target` again."""
+        pairs = [(swap.target, swap.fresh)] + ([(swap.replaced, swap.target)] if swap.owner else [])
+        self._while_in_use(swap.target, lambda: self._renames(pairs), "putting database %s back" % swap.target)
+
+    def discard(self, swap: "Swap") -> None:
+        self._execute("DROP DATABASE IF EXISTS %s" % _quoted(swap.fresh))
+
+    def finish(self, swap: "Swap") -> None:
+        """Drop the database the swap replaced."""
+        if swap.owner:
             try:
-                self._execute("DROP DATABASE IF EXISTS %s%s" % (_quoted(replaced),
+                self._execute("DROP DATABASE IF EXISTS %s%s" % (_quoted(swap.replaced),
                                                                 " WITH (FORCE)" if self.version >= 130000 else ""))
             except Exception as exc:
-                log("could not drop %s (the data the restore replaced): %s" % (replaced, first_line(exc)))
-        return closed
+                log("could not drop %s (the data the restore replaced): %s" % (swap.replaced, first_line(exc)))
 
     def drop(self, names: List[str]) -> Tuple[List[str], List[str]]:
         """Drop snapshot copies; a database devtool did not make (no prefix or no mark) is never dropped."""

@@ -9,6 +9,7 @@ import os
 import socket
 import stat
 import time
+from contextlib import ExitStack
 from typing import Optional
 
 from .app import fail, log
@@ -23,8 +24,8 @@ class PollingLock:
 
     POLL = 0.2
 
-    def __init__(self, session, deadline_seconds: float) -> None:
-        self.session, self.deadline_seconds = session, deadline_seconds
+    def __init__(self, engine, deadline_seconds: float) -> None:
+        self.engine, self.deadline_seconds = engine, deadline_seconds
         self.waited = 0.0
 
     def _open(self) -> None:
@@ -49,16 +50,16 @@ class PollingLock:
             while not self._try():
                 waited = time.monotonic() - started
                 if not self.waited:
-                    log("another migration is running on this database (%s); waiting up to %.0f s for it to finish"
-                        % (self._holder(), self.deadline_seconds))
+                    log("another migration is running on database %s (%s); waiting up to %.0f s for it to finish"
+                        % (self.engine.url.database, self._holder(), self.deadline_seconds))
                 self.waited = round(waited, 2) or 0.01
                 if client_gone():
                     raise fail(ErrorCode.INTERRUPTED, "devtool went away while waiting for the migration lock; "
                                                       "nothing was changed.")
                 if waited > self.deadline_seconds:
-                    raise fail(ErrorCode.LOCK_TIMEOUT, "Another migration of this database held devtool's "
+                    raise fail(ErrorCode.LOCK_TIMEOUT, "Another migration of database %s held devtool's "
                                "migration lock for more than %.0f s (%s); nothing was changed."
-                               % (self.deadline_seconds, self._holder()))
+                               % (self.engine.url.database, self.deadline_seconds, self._holder()))
                 time.sleep(self.POLL)
         except BaseException:
             self._close()
@@ -77,7 +78,7 @@ class ConnectionLock(PollingLock):
     statements that wait for older transactions, CREATE INDEX CONCURRENTLY, wait for this session)."""
 
     def _open(self) -> None:
-        self.connection = self.session.engine().connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def _scalar(self, sql: str, **params):
         from sqlalchemy import text
@@ -115,7 +116,7 @@ class MySQLLock(ConnectionLock):
 
     def _open(self) -> None:
         super()._open()
-        database = self.session.engine().url.database or ""
+        database = self.engine.url.database or ""
         self.name = "devtool-migration-" + hashlib.sha1(database.encode()).hexdigest()[:16]
 
     def _try(self) -> bool:
@@ -144,9 +145,9 @@ class FileLock(PollingLock):
 
     SUFFIX = ".devtool-lock"
 
-    def __init__(self, session, deadline_seconds: float) -> None:
-        super().__init__(session, deadline_seconds)
-        database = database_file(session.engine().url)
+    def __init__(self, engine, deadline_seconds: float) -> None:
+        super().__init__(engine, deadline_seconds)
+        database = database_file(engine.url)
         self.path = database + self.SUFFIX if database else None
         if self.path:
             watch_files([self.path])
@@ -210,7 +211,7 @@ class NoLock:
 
     waited = 0.0
 
-    def __init__(self, session, deadline_seconds: float) -> None:
+    def __init__(self, engine, deadline_seconds: float) -> None:
         pass
 
     def __enter__(self) -> "NoLock":
@@ -218,3 +219,26 @@ class NoLock:
 
     def __exit__(self, *exc_info) -> None:
         pass
+
+
+class Locks:
+    """The locks of several databases, taken one after the other in a fixed order (so two devtool runs never
+    each hold one and wait for the other) and let go in reverse."""
+
+    def __init__(self, locks: list) -> None:
+        self.locks = locks
+        self.stack = ExitStack()
+
+    @property
+    def waited(self) -> float:
+        return round(sum(lock.waited for lock in self.locks), 2)
+
+    def __enter__(self) -> "Locks":
+        with ExitStack() as taking:
+            for lock in self.locks:
+                taking.enter_context(lock)
+            self.stack = taking.pop_all()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stack.close()

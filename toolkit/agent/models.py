@@ -14,20 +14,19 @@ from .protocol import UnloadedModel
 
 def unloaded_models(db) -> Tuple[List[UnloadedModel], list]:
     """Model classes under the models package(s) that importing the app does not load."""
-    metadata = db.metadata
     packages = _model_packages(db)
     missing = []
     for package in packages:
         for module_info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             if module_info.name in sys.modules:
                 continue
-            before = set(metadata.tables)
+            before = _tables(db)
             try:
                 module = importlib.import_module(module_info.name)
             except Exception as exc:
                 log("could not import %s to look for models: %s" % (module_info.name, first_line(exc)))
                 continue
-            added = set(metadata.tables) - before
+            added = _tables(db) - before
             for name, value in sorted(vars(module).items()):
                 table = getattr(value, "__table__", None)
                 if isinstance(value, type) and value.__module__ == module.__name__ and table is not None \
@@ -38,6 +37,12 @@ def unloaded_models(db) -> Tuple[List[UnloadedModel], list]:
                         import_line="from %s import %s  # noqa: F401" % (
                             "." if parent == package.__name__ else parent, leaf)))
     return missing, packages
+
+
+def _tables(db) -> set:
+    """The names of every model table, in every database (Flask-SQLAlchemy 3.x keeps a MetaData per bind)."""
+    metadatas = getattr(db, "metadatas", None) or {None: db.metadata}
+    return {name for metadata in metadatas.values() for name in metadata.tables}
 
 
 def _model_packages(db) -> list:

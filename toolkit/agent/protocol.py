@@ -92,6 +92,9 @@ class Change:
     risk: str = Risk.SAFE
     reason: str = ""
     revision: Optional[str] = None  # set where changes of several revisions are listed together
+    # a multi-database revision (flask db init --multidb): the database it runs in, as Flask-Migrate names
+    # engines ('' the main database, else the bind's key); None in a single-database revision
+    bind: Optional[str] = None
 
 
 @dataclass
@@ -147,6 +150,7 @@ class UnloadedModel:
 class ModelChange:
     kind: str  # Alembic's diff kind: add_table, remove_column, modify_type, ...
     name: str
+    bind: Optional[str] = None  # the database: None the main one, else the bind's key (SQLALCHEMY_BINDS)
 
 
 # ---------------------------------------------------------------------------------------------- requests
@@ -362,6 +366,7 @@ class ConnectionResult:
     environment: Dict[str, str]  # libpq variables (PGHOST, PGPASSWORD, ...): a secret, never printed
     revision: Optional[List[str]] = None  # alembic_version of that database; None: it could not be read
     server_version: Optional[str] = None
+    others: List[Database] = field(default_factory=list)  # the app's other databases (its binds'): not reached
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+from dataclasses import replace
 from typing import List, Optional
 
 from .protocol import Change, Risk
@@ -54,11 +55,23 @@ def _column_facts(column_call: ast.Call):
 
 def classify_upgrade(source: str, function: str = "upgrade") -> List[Change]:
     """The operations of a revision's upgrade() (or `function`: downgrade), each with a risk: safe,
-    destructive, risky or rename."""
+    destructive, risky or rename. In a multi-database revision, those of each upgrade_<engine>() with its
+    engine's name (bind)."""
     tree = ast.parse(source)
     upgrade = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function), None)
     if upgrade is None:
         return []
+    if upgrade.args.args:  # flask db init --multidb: upgrade(engine_name) runs upgrade_<engine_name>()
+        changes = []
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith(function + "_"):
+                changes += [replace(c, bind=node.name[len(function) + 1:]) for c in _operations(node)]
+        return changes
+    return _operations(upgrade)
+
+
+def _operations(upgrade: ast.FunctionDef) -> List[Change]:
+    """The judged operations of one function's body."""
     changes: List[Change] = []
 
     def visit(statements, batch_tables):

@@ -151,7 +151,7 @@ def _judge_loss(session, change: Change) -> None:
         return
     column = change.column if change.op == "drop_column" else None
     try:
-        rows = _count(session, change.table, column)
+        rows = _count(session, change.table, column, change.bind or None)
     except Exception as exc:  # could not look: it stays flagged, and says why
         change.reason = "downgrade: %s (could not count its rows: %s)" % (change.reason, first_line(exc))
         return
@@ -164,12 +164,12 @@ def _judge_loss(session, change: Change) -> None:
     change.reason = "downgrade: %s %s of %s lost" % (many, "value(s)" if column else "row(s)", where)
 
 
-def _count(session, table: str, column: Optional[str]) -> int:
+def _count(session, table: str, column: Optional[str], bind: Optional[str]) -> int:
     import sqlalchemy as sa
 
     rows = sa.select(sa.literal(1)).select_from(sa.table(table))
     if column:
         rows = rows.where(sa.column(column).is_not(None))
     query = sa.select(sa.func.count()).select_from(rows.limit(ROW_CAP + 1).subquery())
-    with session.engine().connect() as connection:
+    with session.engine(bind).connect() as connection:
         return int(connection.execute(query).scalar())

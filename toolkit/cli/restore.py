@@ -22,5 +22,6 @@ def command(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help=
                            hint="`devtool snapshot list` shows them.")
     restored = snapshots.restore(ctx.obj, name)
     out.emit(restored.as_json(), lambda: out.success(
-        f"Restored {restored.name} ({restored.kind}): database {restored.database} back at revision "
+        f"Restored {restored.name} ({restored.kind}): "
+        f"{'databases' if len(restored.databases) > 1 else 'database'} {restored.database_names} back at revision "
         f"{', '.join(restored.revision) or 'base'}."))

@@ -15,16 +15,18 @@ def show_review(out, result) -> None:
 
 
 def show_changes(out, title: str, changes, *, revision: bool = False) -> None:
-    """The changes, one per row (Revision, Change, Table, Column, Risk, Why); many: a summary instead."""
+    """The changes, one per row (Revision, Database, Change, Table, Column, Risk, Why); many: a summary instead."""
     from toolkit.output import Column, styled
 
     if len(changes) > SUMMARY_AFTER and not (out.full or out.verbose):
         _summary(out, title, changes)
         return
+    several = any(change.bind is not None for change in changes)  # a multi-database revision: name each one's
     columns = [Column("Revision", identifier=True)] if revision else []
+    columns += [Column("Database", identifier=True)] if several else []
     columns += [Column("Change"), Column("Table", identifier=True), Column("Column", identifier=True),
                 Column("Risk", identifier=True), Column("Why")]
-    rows = [([change.revision or ""] if revision else [])
+    rows = [([change.revision or ""] if revision else []) + ([database_label(change.bind)] if several else [])
             + [change.label, str(change.table or ""), str(change.column or ""),
                styled(change.risk, RISK_STYLE[change.risk]), change.reason]
             for change in changes]
@@ -37,7 +39,8 @@ def _summary(out, title: str, changes) -> None:
     counts = Counter((change.risk, change.label) for change in changes)
     tables: dict = {}
     for change in changes:
-        tables.setdefault((change.risk, change.label), []).append(str(change.table or ""))
+        where = f" ({database_label(change.bind)})" if change.bind is not None and change.table else ""
+        tables.setdefault((change.risk, change.label), []).append(str(change.table or "") + where)
     rows = []
     for (risk, label), count in sorted(counts.items(), key=lambda item: (RISK_ORDER.index(item[0][0]), -item[1])):
         names = sorted(set(filter(None, tables[(risk, label)])))
@@ -48,6 +51,11 @@ def _summary(out, title: str, changes) -> None:
               + ", ".join(f"{by_risk[risk]} {risk}" for risk in RISK_ORDER if by_risk[risk]) + ")",
               [Column("Change"), Column("Risk", identifier=True), Column("Count"), Column("Tables")], rows)
     out.info(f"{len(changes)} changes, summed up: `--full` (or -v) lists each one, `--json` gives them all.")
+
+
+def database_label(bind) -> str:
+    """Where a change of a multi-database revision runs: the main database, or a bind's."""
+    return f"bind {bind}" if bind else "main"
 
 
 def confirming(out, question: str):

@@ -178,7 +178,7 @@ def _render(out, title: str, found: list) -> None:
                Column("Revision", identifier=True), Column("Service", identifier=True),
                Column("Database", identifier=True), Column("Reason")]
     out.table(title, columns, [[s.name, s.kind, _age(s.age_seconds), _size(s.size), ", ".join(s.revision) or "-",
-                                s.service or "-", s.database or "-", s.reason] for s in found])
+                                s.service or "-", s.database_names, s.reason] for s in found])
     if not found:
         out.info("No snapshots yet: `devtool snapshot NAME` takes one.")
 

@@ -1,0 +1,179 @@
+"""Issue 14 §2: a multi-database project (`flask db init --multidb`, SQLALCHEMY_BINDS) is first-class: migrate
+works, the review judges each upgrade_<bind>() and names the bind, a destructive change in the bound database
+needs --yes and a snapshot of both databases first, restore puts both back, check sees a changed bound model,
+an unimported bound model is reported. tests/fixtures/multidb: the main database `main` and the bind
+`analytics` in one Postgres."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+
+import pytest
+
+from conftest import DEMO, FIXTURES, Stack
+
+pytestmark = pytest.mark.docker
+
+INITIAL = "a06529a38ac3"
+DROP_PAYLOAD = '''"""drop events.payload
+
+Revision ID: d0d0d0d0d0d0
+Revises: a06529a38ac3
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = 'd0d0d0d0d0d0'
+down_revision = 'a06529a38ac3'
+branch_labels = None
+depends_on = None
+
+
+def upgrade(engine_name):
+    globals()["upgrade_%s" % engine_name]()
+
+
+def downgrade(engine_name):
+    globals()["downgrade_%s" % engine_name]()
+
+
+def upgrade_():
+    op.add_column('users', sa.Column('nickname', sa.String(length=64), nullable=True))
+
+
+def downgrade_():
+    op.drop_column('users', 'nickname')
+
+
+def upgrade_analytics():
+    op.drop_column('events', 'payload')
+
+
+def downgrade_analytics():
+    op.add_column('events', sa.Column('payload', sa.Text(), nullable=True))
+'''
+
+
+class MultiDB(Stack):
+    def sql(self, database: str, sql: str) -> str:
+        result = self.compose("exec", "-T", "db", "psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-U", "devtool",
+                              "-d", database, "-c", sql)
+        return result.stdout.strip()
+
+    def columns(self, database: str, table: str) -> list[str]:
+        return self.sql(database, f"SELECT column_name FROM information_schema.columns WHERE table_name = "
+                                  f"'{table}' ORDER BY ordinal_position").split()
+
+    def revision(self, database: str) -> str:
+        return self.sql(database, "SELECT version_num FROM alembic_version")
+
+    @property
+    def models(self):
+        return self.root / "backend" / "app" / "models"
+
+    def versions_folder(self):
+        return self.root / "backend" / "migrations" / "versions"
+
+
+@pytest.fixture(scope="module")
+def multidb(tmp_path_factory, engine_ready):
+    root = tmp_path_factory.mktemp("multidb") / f"multidb{uuid.uuid4().hex[:8]}"
+    shutil.copytree(FIXTURES / "multidb", root, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    stack = MultiDB(root, root.name, DEMO)
+    stack.env = {"XDG_STATE_HOME": str(root.parent / "state")}
+    try:
+        upgraded = stack.devtool("db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def fresh(multidb):
+    """The module's stack with both databases back at the fixture's revision, its files as in the fixture."""
+    yield multidb
+    for path in multidb.versions_folder().glob("*.py"):
+        if not path.name.startswith(INITIAL):
+            path.unlink()
+    shutil.copytree(FIXTURES / "multidb" / "backend" / "app", multidb.root / "backend" / "app", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for extra in multidb.models.glob("*.py"):
+        if not (FIXTURES / "multidb" / "backend" / "app" / "models" / extra.name).exists():
+            extra.unlink()
+    for database in ("main", "analytics"):
+        multidb.sql(database, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    upgraded = multidb.devtool("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+
+
+def test_migrate_a_bound_model_change_and_check_sees_it_first(fresh):
+    event = fresh.models / "event.py"
+    event.write_text(event.read_text().replace("    payload = db.Column(db.Text)\n",
+                                               "    payload = db.Column(db.Text)\n"
+                                               "    source = db.Column(db.String(32))\n"))
+    checked = fresh.devtool("check")
+    assert checked.returncode == 13, checked.stdout + checked.stderr
+    assert "add_column events.source in bind analytics" in checked.stdout + checked.stderr
+
+    migrated = fresh.devtool("migrate", "add source")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "multiple-entry list" not in migrated.stdout + migrated.stderr
+    assert "source" in fresh.columns("analytics", "events")
+    assert "source" not in fresh.columns("main", "users")
+    (written,) = [p for p in fresh.versions_folder().glob("*.py") if not p.name.startswith(INITIAL)]
+    assert written.stem.split("_")[0] == fresh.revision("main") == fresh.revision("analytics")
+    assert "bind analytics" in migrated.stdout  # the Detected changes table names the database
+
+    assert fresh.devtool("check").returncode == 0
+
+
+def test_a_destructive_change_in_the_bind_is_reviewed_snapshotted_and_restored(fresh):
+    fresh.sql("main", "INSERT INTO users (email) VALUES ('a@example.com'), ('b@example.com')")
+    fresh.sql("analytics", "INSERT INTO events (kind, payload) VALUES ('signup', 'keep me'), ('login', 'me too')")
+    (fresh.versions_folder() / "d0d0d0d0d0d0_drop_payload.py").write_text(DROP_PAYLOAD)
+
+    refused = fresh.devtool("setup")
+    assert refused.returncode == 8, refused.stdout + refused.stderr
+    review = refused.stdout + refused.stderr
+    assert "bind analytics" in review and "drop column" in review and "payload" in review
+    assert "payload" in fresh.columns("analytics", "events")
+    assert (fresh.revision("main"), fresh.revision("analytics")) == (INITIAL, INITIAL)
+
+    applied = fresh.devtool("setup", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "payload" not in fresh.columns("analytics", "events")
+    assert "nickname" in fresh.columns("main", "users")
+    (taken,) = json.loads(fresh.devtool("snapshot", "list", "--json").stdout)
+    assert taken["reason"] == "before migration"
+    assert [(d["bind"], d["database"]["name"], d["revision"]) for d in taken["databases"]] == [
+        (None, "main", [INITIAL]), ("analytics", "analytics", [INITIAL])]
+
+    fresh.sql("main", "DELETE FROM users WHERE email = 'b@example.com'")
+    restored = fresh.devtool("restore", "--latest")
+    assert restored.returncode == 0, restored.stderr
+    assert "databases main, analytics back at revision" in restored.stdout
+    assert fresh.sql("analytics", "SELECT payload FROM events ORDER BY id").split("\n") == ["keep me", "me too"]
+    assert fresh.sql("main", "SELECT email FROM users ORDER BY email").split() == ["a@example.com", "b@example.com"]
+    assert "nickname" not in fresh.columns("main", "users")
+    assert (fresh.revision("main"), fresh.revision("analytics")) == (INITIAL, INITIAL)
+    leftovers = fresh.sql("main", "SELECT datname FROM pg_database WHERE datname LIKE 'devtool_new%' "
+                                  "OR datname LIKE 'devtool_old%'")
+    assert leftovers == ""
+    assert fresh.devtool("snapshot", "delete", taken["name"]).returncode == 0
+    assert fresh.sql("main", "SELECT count(*) FROM pg_database WHERE datname LIKE 'devtool_snap%'") == "0"
+
+
+def test_an_unimported_bound_model_is_reported(fresh):
+    (fresh.models / "metric.py").write_text(
+        "from . import db\n\n\nclass Metric(db.Model):\n    __bind_key__ = \"analytics\"\n"
+        "    __tablename__ = \"metrics\"\n\n    id = db.Column(db.Integer, primary_key=True)\n")
+    refused = fresh.devtool("migrate", "add metrics")
+    assert refused.returncode == 10, refused.stdout + refused.stderr
+    assert "Metric" in refused.stdout + refused.stderr
+    assert "metrics" not in fresh.sql("analytics", "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    doctor = fresh.devtool("doctor")
+    assert doctor.returncode != 0
+    assert "Metric" in doctor.stdout + doctor.stderr
