@@ -141,6 +141,9 @@ def test_a_destructive_change_in_the_bind_is_reviewed_snapshotted_and_restored(f
     assert "bind analytics" in review and "drop column" in review and "payload" in review
     assert "payload" in fresh.columns("analytics", "events")
     assert (fresh.revision("main"), fresh.revision("analytics")) == (INITIAL, INITIAL)
+    status = fresh.devtool("status")
+    assert "Bind analytics: database analytics on db:5432, revision a06529a38ac3" in status.stdout + status.stderr
+    assert "Pending: d0d0d0d0d0d0" in status.stdout + status.stderr
 
     applied = fresh.devtool("setup", "--yes")
     assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -162,6 +165,9 @@ def test_a_destructive_change_in_the_bind_is_reviewed_snapshotted_and_restored(f
     leftovers = fresh.sql("main", "SELECT datname FROM pg_database WHERE datname LIKE 'devtool_new%' "
                                   "OR datname LIKE 'devtool_old%'")
     assert leftovers == ""
+    exported = fresh.devtool("snapshot", "export", taken["name"], str(fresh.root / "both.dump"))
+    assert exported.returncode == 12 and "holds 2 databases (main, analytics)" in exported.stderr
+    assert not (fresh.root / "both.dump").exists()
     assert fresh.devtool("snapshot", "delete", taken["name"]).returncode == 0
     assert fresh.sql("main", "SELECT count(*) FROM pg_database WHERE datname LIKE 'devtool_snap%'") == "0"
 
@@ -177,3 +183,49 @@ def test_an_unimported_bound_model_is_reported(fresh):
     doctor = fresh.devtool("doctor")
     assert doctor.returncode != 0
     assert "Metric" in doctor.stdout + doctor.stderr
+
+
+def test_the_legacy_stack_flask_sqlalchemy_2(tmp_path, legacy_image, no_devtool_settings):
+    """Flask-SQLAlchemy 2.5 / Flask-Migrate 3.1 keep binds differently (get_engine(bind=...), one MetaData whose
+    tables carry bind_key): the same review, snapshot, restore and check."""
+    root = tmp_path / f"mdblegacy{uuid.uuid4().hex[:8]}"
+    shutil.copytree(FIXTURES / "multidb", root, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    stack = MultiDB(root, root.name, DEMO)
+    stack.env = {"XDG_STATE_HOME": str(tmp_path / "state"), "COMPOSE_FILE": "docker-compose.yml:legacy.yml"}
+    try:
+        assert stack.devtool("db", "upgrade").returncode == 0
+        assert stack.sql("main", "SELECT 1") == "1"
+        stack.sql("analytics", "INSERT INTO events (kind, payload) VALUES ('signup', 'keep me')")
+        event = stack.models / "event.py"
+        event.write_text(event.read_text().replace("    payload = db.Column(db.Text)\n", ""))
+        checked = stack.devtool("check")
+        assert checked.returncode == 13, checked.stdout + checked.stderr
+        assert "remove_column events.payload in bind analytics" in checked.stdout + checked.stderr
+
+        refused = stack.devtool("migrate", "drop payload")
+        assert refused.returncode == 8, refused.stdout + refused.stderr
+        assert "bind analytics" in refused.stdout and "payload" in refused.stdout
+        assert "payload" in stack.columns("analytics", "events")
+
+        applied = stack.devtool("migrate", "drop payload", "--yes")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "payload" not in stack.columns("analytics", "events")
+        (taken,) = json.loads(stack.devtool("snapshot", "list", "--json").stdout)
+        assert [d["database"]["name"] for d in taken["databases"]] == ["main", "analytics"]
+
+        assert stack.devtool("restore", "--latest").returncode == 0
+        assert stack.sql("analytics", "SELECT payload FROM events") == "keep me"
+        assert stack.revision("analytics") == stack.revision("main") == INITIAL
+    finally:
+        stack.down()
+
+
+def test_a_bind_that_cannot_be_read_is_named_by_doctor(fresh):
+    fresh.sql("main", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'analytics'")
+    fresh.sql("main", "ALTER DATABASE analytics RENAME TO analytics_away")
+    try:
+        doctor = fresh.devtool("doctor")
+        assert doctor.returncode == 15, doctor.stdout + doctor.stderr
+        assert "Database analytics (bind analytics) cannot be read" in doctor.stdout + doctor.stderr
+    finally:
+        fresh.sql("main", "ALTER DATABASE analytics_away RENAME TO analytics")

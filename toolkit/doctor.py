@@ -135,21 +135,26 @@ def _backend_checks(ctx: Context, add: Any) -> None:
     reachable = status.database_error is None
     database = status.database
     add("Database reachable from the backend", reachable,
-        describe(database, status.server_version, status.dialect) if reachable
-        else status.database_error, "Check DATABASE_URL and that the db service is healthy.")
+        "; ".join([describe(database, status.server_version, status.dialect)]
+                  + [f"bind {b.bind}: {b.database.name} on {b.database.host}:{b.database.port}" for b in status.binds])
+        if reachable else status.database_error,
+        "Check DATABASE_URL (and SQLALCHEMY_BINDS) and that the db service is healthy.")
     add("Migrations folder", True, status.directory)
     heads = status.heads
     add("Single head", len(heads) == 1, ", ".join(f"{h.id} ({h.message})" for h in heads) or "no revisions",
         'Merge them: `devtool migrate --merge "merge heads"`.' if len(heads) > 1 else
         'Create the first revision: `devtool migrate "initial"`.')
-    at_head = reachable and sorted(status.current or []) == sorted(h.id for h in heads)
+    head_ids = sorted(h.id for h in heads)
+    behind_binds = [b for b in status.binds if sorted(b.current or []) != head_ids]
+    at_head = reachable and sorted(status.current or []) == head_ids and not behind_binds
     report = orphans.trace(ctx, status)
     if report is not None:
         add("Database at head", False, "revisions applied that this checkout does not have: "
             + "; ".join(o.described() for o in report.orphans), f"{orphans.SYNC_HINT}.")
     else:
         add("Database at head", at_head if reachable else None,
-            f"at {', '.join(status.current or []) or 'base'}, {len(status.pending)} pending",
+            f"at {', '.join(status.current or []) or 'base'}, {len(status.pending)} pending"
+            + "".join(f"; bind {b.bind} at {', '.join(b.current or []) or 'base'}" for b in behind_binds),
             "Apply them: `devtool db upgrade` (or `devtool setup`).")
     missing = status.unloaded_models
     add("Models loaded by init_app", not missing,

@@ -479,6 +479,12 @@ def export(ctx: Context, name: str, file: Path, *, force: bool = False) -> Expor
     """Write the snapshot as a pg_dump custom-format file; devtool's metadata rides in it as the database's
     COMMENT (pg_restore ignores it unless --create), so `snapshot import` on another machine can check it."""
     snapshot = _named(ctx, name, "exporting")
+    if len(snapshot.databases) > 1:  # one file holds one database: exporting the main one alone would mislead
+        raise DevtoolError(f"Snapshot {name} holds {len(snapshot.databases)} databases ({snapshot.database_names}); "
+                           f"an export file holds one database, so exporting it is refused; nothing was written.",
+                           exit_code=ExitCode.SNAPSHOT_FAILED,
+                           hint="Restore it here with `devtool restore NAME`; exports of multi-database snapshots "
+                                "are not supported yet.")
     file = file.expanduser().absolute()
     if file.exists() and (file.is_dir() or not force):
         raise DevtoolError(f"{file} already exists.", exit_code=ExitCode.USAGE,

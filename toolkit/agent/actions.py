@@ -15,9 +15,9 @@ from .client import client_gone, on_client_gone
 from .dialects import connection_environment, database_copies, dialect_of, file_snapshots, migration_lock
 from .files import Written, database_files, hand_over_all, watch_files
 from .models import add_imports, unloaded_models
-from .protocol import (COPY_PREFIX, CommandsResult, ConnectionResult, CopyResult, Database, DropResult, ErrorCode,
-                       FileSnapshotResult, MigrationResult, ModelChange, PendingRevision, Revision, RevisionsResult,
-                       SnapshotDatabase, Status, StatusResult)
+from .protocol import (COPY_PREFIX, BindState, CommandsResult, ConnectionResult, CopyResult, Database, DropResult,
+                       ErrorCode, FileSnapshotResult, MigrationResult, ModelChange, PendingRevision, Revision,
+                       RevisionsResult, SnapshotDatabase, Status, StatusResult)
 from .review import needs_review
 from .sync import kept_versions, known, orphan_chain, orphans, pending_after, refuse_orphans, review_downgrades
 
@@ -217,6 +217,13 @@ def status(request) -> StatusResult:
         result.database_error = first_line(exc)
         return result
     result.dialect, result.server_version = dialect_of(session.engine())
+    result.binds = _bind_states(session)
+    unread = [b for b in result.binds if b.error]
+    if unread:  # a check that cannot look at every database fails: nothing is compared
+        result.current = None
+        result.database_error = "; ".join("Database %s (bind %s) cannot be read: %s" % (
+            b.database.name, b.bind, b.error) for b in unread)
+        return result
     result.orphans = orphans(script, result.current)
     if result.orphans:  # what is pending cannot be told; the host traces the orphans with the known ids
         result.known = known(script)
@@ -227,6 +234,18 @@ def status(request) -> StatusResult:
     if request.model_changes:
         result.model_changes = _model_changes(session)
     return result
+
+
+def _bind_states(session) -> List[BindState]:
+    states = []
+    for bind, url in session.databases()[1:]:
+        state = BindState(bind=bind, database=database_of(url))
+        try:
+            state.current = session.current(bind)
+        except Exception as exc:
+            state.error = first_line(exc)
+        states.append(state)
+    return states
 
 
 def _model_changes(session) -> List[ModelChange]:

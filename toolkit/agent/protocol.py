@@ -327,6 +327,16 @@ class MigrationResult:
 
 
 @dataclass
+class BindState:
+    """One bound database of a multi-database app (SQLALCHEMY_BINDS): where it is and its revision."""
+
+    bind: str
+    database: Database
+    current: Optional[List[str]] = None  # None: it could not be read (error says why)
+    error: Optional[str] = None
+
+
+@dataclass
 class StatusResult:
     heads: List[Revision]
     database: Database
@@ -340,6 +350,7 @@ class StatusResult:
     known: List[str] = field(default_factory=list)  # every revision of the checkout, filled only with orphans
     dialect: Optional[str] = None  # postgresql, mysql, mariadb, sqlite: the server devtool talked to
     server_version: Optional[str] = None  # known once the database was reached
+    binds: List[BindState] = field(default_factory=list)  # a multi-database app's other databases
 
 
 @dataclass

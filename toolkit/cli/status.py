@@ -31,6 +31,9 @@ def render(out, report) -> None:
     from toolkit.dialects import describe
 
     out.info(f"Database: {describe(info.database, info.server_version, info.dialect)}")
+    for bound in info.binds:
+        out.info(f"Bind {bound.bind}: database {bound.database.name} on {bound.database.host}:{bound.database.port}, "
+                 f"revision {', '.join(bound.current or []) or 'base (empty)'}")
     heads = ", ".join(h.id for h in info.heads) or "none"
     current = ", ".join(info.current or []) or "base (empty)"
     out.info(f"Database revision: {current}; head: {heads}")
