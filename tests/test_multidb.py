@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import uuid
 
 import pytest
 
 from conftest import DEMO, FIXTURES, Stack
+from toolkit.agent.protocol import LOCK_KEY
 
 pytestmark = pytest.mark.docker
 
@@ -229,3 +231,48 @@ def test_a_bind_that_cannot_be_read_is_named_by_doctor(fresh):
         assert "Database analytics (bind analytics) cannot be read" in doctor.stdout + doctor.stderr
     finally:
         fresh.sql("main", "ALTER DATABASE analytics_away RENAME TO analytics")
+
+
+def test_the_lock_is_taken_on_every_database(fresh):
+    """Another migration holds devtool's lock on the bound database only: migrate waits for it, names that
+    database when it gives up, and keeps no lock of its own on the main one."""
+    holder = subprocess.Popen(["docker", "compose", "-p", fresh.project, "exec", "-T", "db", "psql", "-X", "-At",
+                               "-U", "devtool", "-d", "analytics"], cwd=fresh.root, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        holder.stdin.write(f"SELECT 1 FROM (SELECT pg_advisory_lock({LOCK_KEY})) AS taken; SELECT 'held';\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline() + holder.stdout.readline() == "1\nheld\n"
+        event = fresh.models / "event.py"
+        event.write_text(event.read_text().replace("    payload = db.Column(db.Text)\n",
+                                                   "    payload = db.Column(db.Text)\n"
+                                                   "    source = db.Column(db.String(32))\n"))
+        waited = fresh.devtool("migrate", "add source", env={"DEVTOOL_WAIT_TIMEOUT": "3"})
+        assert waited.returncode == 7, waited.stdout + waited.stderr
+        assert "another migration is running on database analytics" in waited.stderr
+        assert "Another migration of database analytics held devtool's migration lock for more than 3 s" \
+               in waited.stderr
+        assert fresh.sql("main", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "1"  # the holder's
+        assert "source" not in fresh.columns("analytics", "events")
+    finally:
+        holder.communicate(timeout=60)  # end of input: the session ends, and its lock with it
+    migrated = fresh.devtool("migrate", "add source")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "source" in fresh.columns("analytics", "events")
+
+
+def test_a_restore_with_a_copy_gone_changes_nothing(fresh):
+    fresh.sql("main", "INSERT INTO users (email) VALUES ('a@example.com')")
+    assert fresh.devtool("snapshot", "both").returncode == 0
+    (taken,) = json.loads(fresh.devtool("snapshot", "list", "--json").stdout)
+    analytics_copy = next(d["copy"] for d in taken["databases"] if d["bind"] == "analytics")
+    fresh.sql("main", f'DROP DATABASE "{analytics_copy}"')
+    fresh.sql("main", "DELETE FROM users")
+
+    refused = fresh.devtool("restore", "both")
+    assert refused.returncode == 12, refused.stdout + refused.stderr
+    assert f"The snapshot's copy {analytics_copy} is no longer on the database server" in refused.stderr
+    assert "nothing was restored" in refused.stderr
+    assert fresh.sql("main", "SELECT count(*) FROM users") == "0"  # the main database was not restored alone
+    assert fresh.sql("main", "SELECT count(*) FROM pg_database WHERE datname LIKE 'devtool_new%'") == "0"
+    assert fresh.devtool("snapshot", "delete", "both").returncode == 0
