@@ -263,7 +263,9 @@ def test_the_lock_is_taken_on_every_database(fresh):
 
 def test_a_restore_with_a_copy_gone_changes_nothing(fresh):
     fresh.sql("main", "INSERT INTO users (email) VALUES ('a@example.com')")
-    assert fresh.devtool("snapshot", "both").returncode == 0
+    taken_now = fresh.devtool("snapshot", "both")
+    assert taken_now.returncode == 0, taken_now.stderr
+    assert "Snapshot both taken (copy, databases main, analytics," in taken_now.stdout
     (taken,) = json.loads(fresh.devtool("snapshot", "list", "--json").stdout)
     analytics_copy = next(d["copy"] for d in taken["databases"] if d["bind"] == "analytics")
     fresh.sql("main", f'DROP DATABASE "{analytics_copy}"')

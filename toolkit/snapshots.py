@@ -264,7 +264,8 @@ def _named(ctx: Context, name: str, doing: str) -> Snapshot:
                            f"(have: {known}).", exit_code=ExitCode.SNAPSHOT_FAILED,
                            hint="`devtool snapshot list` shows them.")
     if snapshot.service not in (None, service):
-        raise DevtoolError(f"Snapshot {name} belongs to service {snapshot.service} (database {snapshot.database_names}); "
+        raise DevtoolError(f"Snapshot {name} belongs to service {snapshot.service} "
+                           f"(database {snapshot.database_names}); "
                            f"this command works on service {service}: {doing} it here is refused.",
                            exit_code=ExitCode.SNAPSHOT_FAILED,
                            hint=f"Use `devtool --service {snapshot.service} ...` for that service's snapshots.")

@@ -43,8 +43,9 @@ def take(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Sn
 
     out = _out(ctx, json_output)
     taken = snapshots.take(ctx.obj, name)
+    several = f"databases {taken.database_names}, " if len(taken.databases) > 1 else ""
     out.emit(taken.as_json(), lambda: out.success(
-        f"Snapshot {taken.name} taken ({taken.kind}, {_size(taken.size)}, revision "
+        f"Snapshot {taken.name} taken ({taken.kind}, {several}{_size(taken.size)}, revision "
         f"{', '.join(taken.revision) or 'none'}, {taken.seconds:.1f} s). `devtool restore {taken.name}` brings "
         f"this data back."))
 
