@@ -42,3 +42,27 @@ def test_debug_lines_leave_flasks_stream_and_reach_debug():
     assert shown == b"abc123 (head)\n" and kept == [(KEEP_MARK + "{}").encode()]
     assert debug == [b"devtool agent: not using /tmp/devtool-0: owned by uid 1000, not 0"]
     assert lines.feed(DEBUG_MARK.encode()[:4]) == b"" and lines.flush() == DEBUG_MARK.encode()[:4]
+
+
+def test_the_first_stop_signal_closes_the_commands_input_and_a_second_one_leaves():
+    """Stopping, armed around an exec's socket: SIGTERM half-closes it (the agent reads end-of-file) and calls
+    on_stop, output can still be read; a second signal raises Abandoned; afterwards the handlers are back."""
+    import signal
+
+    import pytest
+
+    from toolkit.engine import Abandoned, Stopping
+
+    ours, agent = socket.socketpair()
+    stops = []
+    previous = signal.getsignal(signal.SIGTERM)
+    with ours, agent:
+        with Stopping(ours, stops.append).armed():
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stops == ["SIGTERM"] and agent.recv(10) == b""  # end of file on the agent's stdin
+            agent.sendall(b"answer")
+            assert ours.recv(10) == b"answer"  # its answer still arrives
+            with pytest.raises(Abandoned, match="SIGTERM, then SIGINT"):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGTERM) is previous
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

@@ -156,24 +156,98 @@ def exec_stream(
     workdir: str | None = None,
     stdin: bool = False,
     user: str | None = None,
+    on_stop: Callable[[str], None] | None = None,
 ) -> int:
     """Run a command in a container, hand over stdout/stderr as they arrive, return its exit code.
-    `stdin`: attach (and never close) the command's stdin, so it reads end-of-file exactly when this process
-    goes away (devtool's agent stops at the next revision boundary then). `user`: run as this user (default:
-    the container's)."""
+    `stdin`: attach the command's stdin and keep it open, so it reads end-of-file exactly when this process
+    goes away (devtool's agent starts nothing new then) or, with `on_stop`, when this process is told to stop
+    (SIGINT, SIGTERM, SIGHUP: see Stopping). `user`: run as this user (default: the container's)."""
     from docker.errors import APIError
 
     api = client.api
     try:
         exec_id = api.exec_create(container_id, command, environment=environment, workdir=workdir,
                                   stdin=stdin, user=user or "")["Id"]
-        for stdout, stderr in api.exec_start(exec_id, stream=True, demux=True):
-            on_output(stdout, stderr)
+        if stdin and on_stop is not None:
+            _attached(api.exec_start(exec_id, socket=True), on_output, on_stop)
+        else:
+            for stdout, stderr in api.exec_start(exec_id, stream=True, demux=True):
+                on_output(stdout, stderr)
         return api.exec_inspect(exec_id)["ExitCode"]
     except APIError as exc:
         raise DevtoolError(f"The Docker engine refused to run the command: {exc.explanation or exc}.",
                            hint="Is the container still running? `devtool status` shows the stack.",
                            exit_code=ExitCode.STACK_FAILED) from None
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # Ctrl-C, a process manager's stop, a closed terminal
+STOP_DEADLINE = 30.0  # seconds devtool waits for the command's answer once it was told to stop
+
+
+class Abandoned(Exception):
+    """Told to stop, the command did not end in time, or a second signal came: left without its answer."""
+
+
+class Stopping:
+    """While armed, the first stop signal closes the command's stdin (it reads end-of-file: devtool's agent
+    finishes the step under way and starts nothing new) and calls `on_stop`; its output is still read, up to
+    STOP_DEADLINE seconds, so that it can say what it did. A second signal, or the deadline, raises Abandoned."""
+
+    def __init__(self, sock: Any, on_stop: Callable[[str], None]) -> None:
+        self.sock, self.on_stop, self.stopped = sock, on_stop, None
+
+    def _signal(self, number: int, frame: Any) -> None:
+        import signal
+        import socket
+
+        name = signal.Signals(number).name
+        if self.stopped:
+            raise Abandoned(f"{name} again" if name == self.stopped else f"{self.stopped}, then {name}")
+        self.stopped = name
+        try:
+            getattr(self.sock, "_sock", self.sock).shutdown(socket.SHUT_WR)
+        except (OSError, AttributeError):
+            raise Abandoned(f"{name}; the command's input could not be closed") from None
+        signal.signal(signal.SIGALRM, self._deadline)
+        signal.setitimer(signal.ITIMER_REAL, STOP_DEADLINE)
+        try:
+            self.on_stop(name)
+        except OSError:  # the terminal is gone (SIGHUP): nobody to tell
+            pass
+
+    def _deadline(self, number: int, frame: Any) -> None:
+        raise Abandoned(f"{self.stopped}, and no answer within {STOP_DEADLINE:.0f} s")
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator["Stopping"]:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield self
+            return
+        previous = {name: signal.signal(getattr(signal, name), self._signal) for name in STOP_SIGNALS}
+        alarm = signal.getsignal(signal.SIGALRM)
+        try:
+            yield self
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, alarm)
+            for name, handler in previous.items():
+                signal.signal(getattr(signal, name), handler)
+
+
+def _attached(sock: Any, on_output: Callable[[bytes | None, bytes | None], None],
+              on_stop: Callable[[str], None]) -> None:
+    """The exec's multiplexed output on its raw socket, read to the end, stop signals armed."""
+    from docker.utils.socket import STDERR, STDOUT, frames_iter
+
+    try:
+        with Stopping(sock, on_stop).armed():
+            for stream, data in frames_iter(sock, tty=False):
+                on_output(data if stream == STDOUT else None, data if stream == STDERR else None)
+    finally:
+        sock.close()
 
 
 def ensure_image(client: Any, image: str) -> str | None:

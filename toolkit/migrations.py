@@ -61,7 +61,10 @@ def migrate(ctx: Context, message: str, *, upgrade: bool = True, yes: bool = Fal
     while result.status == Status.NEEDS_REVIEW:
         _add_host_paths(ctx, result)
         approved = _approve(result, yes, confirm)
-        taken = _snapshot_first(ctx, result, snapshot)
+        try:
+            taken = _snapshot_first(ctx, result, snapshot)
+        except KeyboardInterrupt:
+            raise _interrupted("during the snapshot before the reviewed changes", result) from None
         with ctx.out.status("Applying migrations…"), _offering(ctx, taken, offer_restore):
             if result.revision:  # written and kept: it is pending now; apply it (and anything before it)
                 result = _applied_after_review(result, agent.call(UpgradeRequest(approved=approved)))
@@ -96,16 +99,33 @@ def status(ctx: Context, *, models: bool = False, model_changes: bool = False, s
 def _approve(result: MigrationResult, yes: bool, confirm: Confirm) -> list[str]:
     """The revisions whose flagged changes may now be applied; without approval, stop (exit 8) and say
     truthfully what was and was not done."""
-    if yes or confirm(result):
+    try:
+        approved = yes or confirm(result)
+    except KeyboardInterrupt:  # Ctrl-C at the question
+        raise _interrupted("at the question", result) from None
+    if approved:
         return sorted({c.revision for c in result.review if c.revision})
-    applied = (f" Applied first: {', '.join(r.id for r in result.applied)} (safe, already pending)."
-               if result.applied else " The database was not changed.")
-    kept = (f" The new revision is kept for editing: {result.revision.host_path or result.revision.path}."
-            if result.revision else "")
+    applied, kept = _left_undone(result)
     raise DevtoolError("The migration needs review: it drops, changes or probably renames data, and was not "
                        "applied." + applied + kept,
                        hint="Review the changes above, edit the revision if needed, then run again with --yes.",
                        exit_code=ExitCode.NEEDS_CONFIRMATION, data=asdict(result))
+
+
+def _left_undone(result: MigrationResult) -> tuple[str, str]:
+    """What a migration stopped before its reviewed changes had done: (applied first, revision file kept)."""
+    applied = (f" Applied first: {', '.join(r.id for r in result.applied)} (safe, already pending)."
+               if result.applied else " The database was not changed.")
+    kept = (f" The new revision is kept for editing: {result.revision.host_path or result.revision.path}."
+            if result.revision else "")
+    return applied, kept
+
+
+def _interrupted(when: str, result: MigrationResult) -> DevtoolError:
+    applied, kept = _left_undone(result)
+    return DevtoolError(f"Interrupted {when}: the migration was not applied." + applied + kept,
+                        hint="Run again (with --yes to apply it) when you are ready.", exit_code=ExitCode.INTERRUPTED,
+                        data=asdict(result))
 
 
 def _snapshot_first(ctx: Context, result: MigrationResult, wanted: bool) -> dict | None:

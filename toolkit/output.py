@@ -139,12 +139,15 @@ class Output:
         return not self.json_mode and sys.stdin.isatty() and sys.stderr.isatty()
 
     def confirm(self, question: str) -> bool:
-        """Ask only a person (see `interactive`); otherwise the answer is no."""
+        """Ask only a person (see `interactive`); otherwise the answer is no. Ctrl-C raises KeyboardInterrupt."""
         if not self.interactive:
             return False
         import click
 
-        return click.confirm(question, default=False, err=True)
+        try:
+            return click.confirm(question, default=False, err=True)
+        except click.Abort:  # Ctrl-C (or end of input) at the question: the caller says what was left undone
+            raise KeyboardInterrupt from None
 
     def raw(self, chunk: bytes, *, stderr: bool = False) -> None:
         """A child process's output, passed through as it arrives (masked, no markup)."""

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 from toolkit import kept
 from toolkit.agent.protocol import (DEBUG_MARK, KEEP_MARK, LOG_MARK, RESULT_MARK, RESULTS, CommandsRequest, ErrorCode,
                                     Failure, FlaskRequest, Request, RevisionFile, decode, encode_request)
-from toolkit.engine import exec_stream
+from toolkit.engine import STOP_DEADLINE, Abandoned, exec_stream
 from toolkit.errors import DevtoolError, ExitCode
 
 AGENT_PACKAGE = Path(__file__).with_name("agent")
@@ -144,6 +144,7 @@ class Agent:
     def __init__(self, ctx: Any, container: Any, *, on_lost: Callable[[Any], None] | None = None) -> None:
         self.ctx, self.container = ctx, container
         self.on_lost = on_lost  # explains a container that stopped under the agent (raises)
+        self.stopped: str | None = None  # the signal that told the request under way to stop
 
     def keep(self, line: bytes | str) -> None:
         """A KEEP_MARK line: the agent applied a revision; keep a copy of its file in the project's state."""
@@ -177,8 +178,9 @@ class Agent:
                     err = err.replace(MISSING_MARK.encode() + b"\n", b"") or None
                 on_output(out, err)
 
-            code = exec_stream(self.ctx.client, self.container.id, command, on_output=filtered, stdin=True)
-            if code != MISSING_EXIT or not missing or attempt == 2:
+            code = exec_stream(self.ctx.client, self.container.id, command, on_output=filtered, stdin=True,
+                               on_stop=self._stopping)
+            if code != MISSING_EXIT or not missing or attempt == 2 or self.stopped:
                 return code
             self._send()
         return code
@@ -195,8 +197,16 @@ class Agent:
                                f"{exc.explanation or exc}.", exit_code=ExitCode.STACK_FAILED,
                                hint="devtool needs a writable /tmp in the backend container.") from None
 
+    def _stopping(self, signal_name: str) -> None:
+        """The first stop signal during a request: the agent has been told (its stdin closed)."""
+        self.stopped = signal_name
+        self.ctx.out.warn(f"Stopping ({signal_name}): devtool's agent starts nothing new, and a revision under way "
+                          f"commits or rolls back whole. Waiting up to {STOP_DEADLINE:.0f} s for it to say which "
+                          "(Ctrl-C again to leave now).")
+
     def call(self, request: Request) -> Any:
-        """Run one request and return its typed result; a failure becomes a DevtoolError with its exit code."""
+        """Run one request and return its typed result; a failure becomes a DevtoolError with its exit code.
+        Stopped by a signal, it says what the agent did (or that it left without knowing) and exits 130."""
         stdout = bytearray()
         progress = _Lines(self.ctx, self.keep)
 
@@ -206,18 +216,30 @@ class Agent:
             if err:
                 progress.feed(err)
 
-        code = self._run(request, collect)
+        try:
+            code = self._run(request, collect)
+        except Abandoned as exc:
+            raise _abandoned(exc, progress.last_step) from None
         progress.flush()
         text = stdout.decode("utf-8", "replace")
         marker = text.rfind(RESULT_MARK)
         if marker < 0:
+            if self.stopped:
+                raise _abandoned(Abandoned(f"{self.stopped}; the agent ended without an answer (exit code {code})"),
+                                 progress.last_step)
             self._no_result(code, progress.tail())
         if self.ctx.settings.verbose and text[:marker].strip():
             self.ctx.out.raw(text[:marker].encode(), stderr=True)
         answer = json.loads(text[marker + len(RESULT_MARK):].splitlines()[0])
-        if answer["ok"]:
-            return decode(RESULTS[type(request)], answer["result"])
-        raise failure_error(decode(Failure, answer["failure"]))
+        if not answer["ok"]:
+            raise failure_error(decode(Failure, answer["failure"]))
+        result = decode(RESULTS[type(request)], answer["result"])
+        if self.stopped:
+            raise DevtoolError(f"Interrupted ({self.stopped}) after devtool's agent had finished: "
+                               f"{_finished(result)}; nothing else was started.",
+                               hint=ERRORS[ErrorCode.INTERRUPTED][1], exit_code=ExitCode.INTERRUPTED,
+                               data=dataclasses.asdict(result))
+        return result
 
     def _no_result(self, code: int, log: str) -> None:
         if self.on_lost is not None:
@@ -229,7 +251,10 @@ class Agent:
     def flask(self, args: list[str]) -> int:
         """`flask ARGS` in the container, output streamed live, exit code returned."""
         marked = _KeepLines(self.keep, lambda line: self.ctx.out.debug(line.decode("utf-8", "replace")))
-        code = self._run(FlaskRequest(args=args), lambda out, err: self._stream(out, err, marked))
+        try:
+            code = self._run(FlaskRequest(args=args), lambda out, err: self._stream(out, err, marked))
+        except Abandoned as exc:
+            raise _abandoned(exc, f"flask {' '.join(args)}") from None
         rest = marked.flush()
         if rest:
             self.ctx.out.raw(rest, stderr=True)
@@ -277,6 +302,7 @@ class _Lines:
 
     def __init__(self, ctx: Any, keep: Callable[[str], None]) -> None:
         self.ctx, self.keep, self.pending, self.kept = ctx, keep, b"", []
+        self.last_step: str | None = None  # the agent's last progress line
 
     def feed(self, chunk: bytes) -> None:
         self.pending += chunk
@@ -298,7 +324,8 @@ class _Lines:
             return
         self.kept = (self.kept + [line])[-15:]
         if line.startswith(LOG_MARK):
-            self.ctx.out.info(line[len(LOG_MARK):])
+            self.last_step = line[len(LOG_MARK):]
+            self.ctx.out.info(self.last_step)
         elif self.ctx.settings.verbose:
             self.ctx.out.raw((line + "\n").encode(), stderr=True)
 
@@ -349,6 +376,23 @@ class _KeepLines:
     def flush(self) -> bytes:
         rest, self.pending = self.pending, b""
         return b"" if rest and self._marked(rest) else rest
+
+
+def _abandoned(exc: Abandoned, step: str | None) -> DevtoolError:
+    under_way = f"the step under way ({step})" if step else "the step under way"
+    return DevtoolError(f"Left without devtool's agent's answer ({exc}): in the container, {under_way} commits or "
+                        "rolls back whole and nothing after it starts.", hint=ERRORS[ErrorCode.INTERRUPTED][1],
+                        exit_code=ExitCode.INTERRUPTED)
+
+
+def _finished(result: Any) -> str:
+    """What a request that ended before it could stop had done (a migration's revisions, a new file)."""
+    applied = getattr(result, "applied", None)
+    revision = getattr(result, "revision", None)
+    parts = [f"applied {', '.join(r.id for r in applied)}" if applied else "nothing applied"]
+    if revision is not None and not any(r.id == revision.id for r in applied or []):
+        parts.append(f"revision file {revision.host_path or revision.path} written, not applied")
+    return ", ".join(parts) if hasattr(result, "applied") else "the request was complete"
 
 
 def failure_error(failure: Failure) -> DevtoolError:

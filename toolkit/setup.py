@@ -38,7 +38,8 @@ def setup(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapshot
         result = migrations.upgrade(ctx, yes=yes, confirm=confirm, snapshot=snapshot, offer_restore=offer_restore)
     except DevtoolError as error:
         if error.exit_code in (ExitCode.NEEDS_CONFIRMATION, ExitCode.SNAPSHOT_FAILED, ExitCode.ORPHANED,
-                               ExitCode.PARTLY_APPLIED, ExitCode.OTHER_CHECKOUT):
+                               ExitCode.PARTLY_APPLIED, ExitCode.OTHER_CHECKOUT,
+                               ExitCode.INTERRUPTED):
             raise
         failed = first_failure(run_checks(ctx))
         if failed is not None:

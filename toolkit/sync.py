@@ -114,7 +114,13 @@ def _call(ctx: Context, agent, request: SyncRequest, copies: dict[str, bytes], s
 
 def _approve(result: MigrationResult, yes: bool, confirm: Confirm) -> list[str]:
     """The revisions whose flagged changes may go ahead; without approval, stop before any (exit 8)."""
-    if yes or confirm(result):
+    try:
+        approved = yes or confirm(result)
+    except KeyboardInterrupt:  # Ctrl-C at the question
+        raise DevtoolError("Interrupted at the question: nothing was changed.", exit_code=ExitCode.INTERRUPTED,
+                           hint="Run `devtool sync` again when you are ready.",
+                           data=dataclasses.asdict(result)) from None
+    if approved:
         return sorted({c.revision for c in result.review if c.revision})
     flagged = "; ".join(f"{c.revision}: {c.label} {c.table or ''}{'.' + c.column if c.column else ''} ({c.reason})"
                         for c in result.review)

@@ -10,7 +10,7 @@ from typing import List
 
 from .app import (AgentError, Session, current_revision, database_of, describe, error_text, fail, first_line, log,
                   review_file)
-from .apply import apply_pending, downgrade, keep_applied, with_callback
+from .apply import apply_pending, downgrade, keep_applied, stop_if_client_gone, with_callback
 from .client import client_gone, on_client_gone
 from .dialects import connection_environment, database_copies, dialect_of, file_snapshots, migration_lock
 from .files import Written, database_files, hand_over_all, watch_files
@@ -26,6 +26,7 @@ def migrate(request) -> MigrationResult:
     """Apply what is pending, generate a revision from the models, apply it. Flagged changes that the
     request does not approve stop the run before anything flagged is applied (a new file is kept)."""
     session = Session(request)
+    stop_if_client_gone([], "anything started (the app was loading)")
     result = MigrationResult(status=Status.NO_CHANGES, database=session.database())
     missing, packages = unloaded_models(session.db)
     if missing and request.fix_imports:
@@ -54,10 +55,8 @@ def migrate(request) -> MigrationResult:
             result.upgraded_first = apply_pending(session, script)
             result.applied = list(result.upgraded_first)
             result.current_after = session.current()
-        if client_gone():
-            raise fail(ErrorCode.INTERRUPTED, "devtool went away before the revision was generated; %d revision(s)"
-                       " applied." % len(result.applied), applied=result.applied, current=result.current_after)
-        result.revision = _generate(session, request.message)
+        stop_if_client_gone(result.applied, "the revision was generated")
+        result.revision = _generate(session, request.message, result.applied)
         if result.revision is None:
             result.status = Status.APPLIED if result.applied else Status.NO_CHANGES
             return result
@@ -69,7 +68,14 @@ def migrate(request) -> MigrationResult:
                               changes=result.changes)
         if _stop_for_review(result, [new], request.approved):
             return result
-        result.applied += apply_pending(session, session.script())
+        try:
+            result.applied += apply_pending(session, session.script())
+        except AgentError as exc:
+            if exc.failure.code == ErrorCode.INTERRUPTED and not any(r.id == new.id for r in exc.failure.applied):
+                exc.failure.message += " The new revision file is kept, not applied: %s." % new.path
+                exc.failure.applied = result.applied + exc.failure.applied
+                exc.failure.path = new.path
+            raise
         result.status = Status.APPLIED
         result.current_after = session.current()
     return result
@@ -78,6 +84,7 @@ def migrate(request) -> MigrationResult:
 def upgrade(request) -> MigrationResult:
     """Apply every pending revision; flagged changes need approval."""
     session = Session(request)
+    stop_if_client_gone([], "anything started (the app was loading)")
     with migration_lock(session, request.lock_wait) as lock:
         script = session.script()
         current = session.current()
@@ -99,6 +106,7 @@ def sync(request) -> MigrationResult:
     """Downgrade the revisions the checkout lacks (from the copies devtool sent), merge several heads when
     asked, then apply what is pending: all under the migration lock, flagged changes only with approval."""
     session = Session(request)
+    stop_if_client_gone([], "anything started (the app was loading)")
     with migration_lock(session, request.lock_wait) as lock, kept_versions(request.copies) as copies:
         current = session.current()
         checkout = session.script()
@@ -162,26 +170,31 @@ def _merge_heads(session) -> Revision:
 
 
 class EmptyCheck:
-    """Notes whether autogenerate found nothing. It must not empty the directives itself: env.py's own hook
-    (Flask-Migrate's) runs after it and reads directives[0]."""
+    """Notes whether autogenerate found nothing, and stops it before it writes the file when devtool has gone
+    away meanwhile (comparing a large schema takes seconds). It must not empty the directives itself: env.py's
+    own hook (Flask-Migrate's) may run after it and read directives[0]."""
 
-    def __init__(self) -> None:
-        self.empty = False
+    def __init__(self, applied: List[Revision]) -> None:
+        self.empty, self.applied = False, applied
 
     def __call__(self, context, revision, directives) -> None:
+        stop_if_client_gone(self.applied, "the revision file was written")
         # upgrade_ops_list: a multi-database env.py writes one UpgradeOps per database (upgrade_ops refuses)
         self.empty = bool(directives) and all(ops.is_empty() for ops in directives[0].upgrade_ops_list)
 
 
-def _generate(session, message: str):
+def _generate(session, message: str, applied: List[Revision]):
     """Autogenerate a revision file; None when the models match the database. A failure leaves no file."""
     from alembic import command
 
     written = Written(session.directory)
-    empty = EmptyCheck()
+    empty = EmptyCheck(applied)
     try:
         revision = command.revision(session.config(autogenerate=True), message=message, autogenerate=True,
                                     process_revision_directives=empty)
+    except AgentError:
+        _remove(written.new())
+        raise
     except Exception as exc:
         import traceback
 

@@ -17,8 +17,19 @@ from .protocol import KEEP_MARK, ErrorCode, Revision, RevisionFile
 
 
 def interrupted(session, done: List[Revision], stopped_before: str, verb: str = "applied") -> Exception:
-    return fail(ErrorCode.INTERRUPTED, "devtool went away: stopped before %s; %d revision(s) %s." % (
-        stopped_before, len(done), verb), applied=done, current=session.current())
+    finished = ("%s %s, nothing after %s" % (", ".join(r.id for r in done), verb, "it" if len(done) == 1 else "them")
+                if done else "nothing was %s" % verb)
+    return fail(ErrorCode.INTERRUPTED, "Stopped because devtool was interrupted: %s; %s was not started." % (
+        finished, stopped_before), applied=done, current=session.current())
+
+
+def stop_if_client_gone(applied: List[Revision], before: str) -> None:
+    """Start nothing new once devtool has gone away (Ctrl-C, SIGTERM, a closed terminal, killed): called
+    before each step that changes something (`before` names it)."""
+    if client_gone():
+        done = (" after %s, which had been applied before" % ", ".join(r.id for r in applied)) if applied else ""
+        raise fail(ErrorCode.INTERRUPTED, "Stopped because devtool was interrupted, before %s: nothing was "
+                   "generated or applied%s." % (before, done), applied=applied)
 
 
 def down_revisions(revision) -> List[str]:

@@ -26,9 +26,8 @@ class DevtoolGroup(TyperGroup):
                                    **({"data": exc.data} if exc.data else {})})
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            _output(ctx).warn("Interrupted. devtool's agent in the container stops at the next revision boundary (a "
-                              "revision under way commits or rolls back whole); `devtool status` shows where the "
-                              "database is.")
+            _output(ctx).warn("Interrupted: nothing further was started (devtool's agent in the container starts "
+                              "nothing new either). `devtool status` shows where the stack and the database are.")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
@@ -131,4 +130,8 @@ _register()
 
 
 def main() -> None:
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):  # a process manager's stop and a closed terminal mean what Ctrl-C means
+        signal.signal(getattr(signal, name), signal.default_int_handler)
     app()
