@@ -56,7 +56,8 @@ def test_devtool_going_away_stops_the_agent_at_the_next_revision_boundary(stack,
     stack.write_revision("a10000000003", "a10000000002",
                          "    op.create_table('third', sa.Column('id', sa.Integer(), primary_key=True))", "third")
     run = subprocess.Popen([*DEVTOOL, "setup"], cwd=stack.root, env=checkout_env({**os.environ, "NO_COLOR": "1"}),
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a shell
     wait_for(lambda: stack.psql(SLEEPING) == "1", timeout=120, what="the slow revision to be running")
     run.send_signal(signal.SIGKILL if how == "killed" else signal.SIGINT)
     _, err = run.communicate(timeout=60)

@@ -37,9 +37,14 @@ def slow_stack(tmp_path_factory, engine_ready):
     stack.down()
 
 
+def _as_from_a_shell() -> None:
+    """SIGINT as a shell leaves it to the commands it starts (a pytest-xdist worker ignores it: so would they)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(stack, *args: str, **popen) -> subprocess.Popen:
     options = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True,
-               **popen}
+               "preexec_fn": _as_from_a_shell, **popen}
     return subprocess.Popen([*DEVTOOL, *args], cwd=stack.root, **options,
                             env=checkout_env({**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}))
 
@@ -128,7 +133,7 @@ def test_ctrl_c_at_the_confirmation_prompt_exits_130_and_applies_nothing(slow_st
     try:
         run = _start(stack, "migrate", "nothing new", stdin=terminal, stdout=terminal, stderr=terminal)
         os.close(terminal)
-        shown = _read_until(main, "Apply it?", timeout=180)
+        shown = _read_until(main, "Apply it? [y/N]: ", timeout=180)  # the whole prompt: it waits for an answer
         run.send_signal(signal.SIGINT)  # what Ctrl-C on the terminal sends
         shown += _read_until(main, "Run again", timeout=60)
         assert run.wait(timeout=60) == 130, shown

@@ -226,7 +226,8 @@ class Stopping:
         if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
             yield self
             return
-        previous = {name: signal.signal(getattr(signal, name), self._signal) for name in STOP_SIGNALS}
+        previous = {name: signal.signal(getattr(signal, name), self._signal) for name in STOP_SIGNALS
+                    if signal.getsignal(getattr(signal, name)) != signal.SIG_IGN}  # ignored (nohup, &) stays so
         alarm = signal.getsignal(signal.SIGALRM)
         try:
             yield self

@@ -133,5 +133,6 @@ def main() -> None:
     import signal
 
     for name in ("SIGTERM", "SIGHUP"):  # a process manager's stop and a closed terminal mean what Ctrl-C means
-        signal.signal(getattr(signal, name), signal.default_int_handler)
+        if signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:  # (nohup: a hang-up is no stop)
+            signal.signal(getattr(signal, name), signal.default_int_handler)
     app()
