@@ -122,6 +122,21 @@ def _read_until(fd: int, text: str, timeout: float) -> str:
     return seen.decode(errors="replace")
 
 
+READ_SYSCALL = {"x86_64": "0", "aarch64": "63"}  # read(2)
+
+
+def _reading_stdin(pid: int) -> bool:
+    """The process is in a read(2) of its stdin (Linux: /proc/PID/syscall starts with the call and its fd)."""
+    import platform
+
+    try:
+        with open(f"/proc/{pid}/syscall") as handle:
+            call = handle.read().split()
+    except OSError:
+        return False
+    return call[:2] == [READ_SYSCALL.get(platform.machine(), "0"), "0x0"]
+
+
 def test_ctrl_c_at_the_confirmation_prompt_exits_130_and_applies_nothing(slow_stack):
     """A pending revision drops a table: devtool asks on the terminal; Ctrl-C there exits 130, says nothing was
     applied, and the table is still there."""
@@ -133,7 +148,9 @@ def test_ctrl_c_at_the_confirmation_prompt_exits_130_and_applies_nothing(slow_st
     try:
         run = _start(stack, "migrate", "nothing new", stdin=terminal, stdout=terminal, stderr=terminal)
         os.close(terminal)
-        shown = _read_until(main, "Apply it? [y/N]: ", timeout=180)  # the whole prompt: it waits for an answer
+        shown = _read_until(main, "Apply it? [y/N]: ", timeout=180)
+        # Blocked reading the answer: a signal that came between the prompt and the read would wait for the read.
+        wait_for(lambda: _reading_stdin(run.pid), timeout=30, what="devtool to wait for the answer")
         run.send_signal(signal.SIGINT)  # what Ctrl-C on the terminal sends
         shown += _read_until(main, "Run again", timeout=60)
         assert run.wait(timeout=60) == 130, shown
