@@ -107,8 +107,11 @@ class Output:
             table.add_column(column.header, no_wrap=column.identifier)
         for row in cells:
             table.add_row(*row)
-        if _shows_whole(console, table, columns, cells):
-            console.print(table)
+        rendered = console.render_lines(table, console.options.update(height=None), pad=False, new_lines=True)
+        if _shows_whole(rendered, columns, cells):
+            from rich.segment import Segments
+
+            console.print(Segments(segment for line in rendered for segment in line))  # rendered once
             return
         if title:
             console.print(Text(title, style="italic"))
@@ -179,13 +182,12 @@ def _text(cell: Any) -> Any:
     return cell if isinstance(cell, Text) else Text(masker(str(cell)))
 
 
-def _shows_whole(console: Any, table: Any, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> bool:
-    """Whether the rendered table shows every word of every cell whole (rich cuts a word with an ellipsis, or
-    folds it, where a column is too narrow), and each identifier on one line."""
+def _shows_whole(lines: list, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> bool:
+    """Whether the rendered table (its lines of segments) shows every word of every cell whole (rich cuts a word
+    with an ellipsis, or folds it, where a column is too narrow), and each identifier on one line."""
     import re
 
-    rendered = ["".join(segment.text for segment in line)
-                for line in console.render_lines(table, console.options.update(height=None), pad=False)]
+    rendered = ["".join(segment.text for segment in line) for line in lines]
     shown = {word for line in rendered for word in re.split(r"[\s│┃]+", line)}
     if any(word not in shown for row in rows for cell in row for word in cell.plain.split()):
         return False
