@@ -278,3 +278,28 @@ def test_a_restore_with_a_copy_gone_changes_nothing(fresh):
     assert fresh.sql("main", "SELECT count(*) FROM users") == "0"  # the main database was not restored alone
     assert fresh.sql("main", "SELECT count(*) FROM pg_database WHERE datname LIKE 'devtool_new%'") == "0"
     assert fresh.devtool("snapshot", "delete", "both").returncode == 0
+
+
+def test_a_snapshot_never_goes_into_another_bound_database(fresh):
+    """The bind now points at another database: restoring the snapshot there is refused, naming the bind, and
+    neither database is touched."""
+    fresh.sql("analytics", "INSERT INTO events (kind) VALUES ('kept')")
+    assert fresh.devtool("snapshot", "before-move").returncode == 0
+    fresh.sql("main", "CREATE DATABASE analytics_other TEMPLATE analytics")
+    fresh.sql("main", "INSERT INTO users (email) VALUES ('new@example.com')")
+    compose = fresh.root / "docker-compose.yml"
+    original = compose.read_text()
+    compose.write_text(original.replace("@db:5432/analytics", "@db:5432/analytics_other"))
+    try:
+        assert fresh.devtool("up").returncode == 0  # the backend now uses analytics_other
+        refused = fresh.devtool("restore", "before-move")
+        assert refused.returncode == 12, refused.stdout + refused.stderr
+        assert "taken from database analytics on db:5432 (bind analytics); the app now uses analytics_other" \
+               in refused.stderr
+        assert "nothing was restored" in refused.stderr
+        assert fresh.sql("main", "SELECT email FROM users") == "new@example.com"
+    finally:
+        compose.write_text(original)
+        assert fresh.devtool("up").returncode == 0
+        fresh.sql("main", "DROP DATABASE analytics_other")
+        assert fresh.devtool("snapshot", "delete", "before-move").returncode == 0
