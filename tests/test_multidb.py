@@ -303,3 +303,18 @@ def test_a_snapshot_never_goes_into_another_bound_database(fresh):
         assert fresh.devtool("up").returncode == 0
         fresh.sql("main", "DROP DATABASE analytics_other")
         assert fresh.devtool("snapshot", "delete", "before-move").returncode == 0
+
+
+def test_a_bound_database_at_a_revision_the_checkout_lacks_stops_migrate(fresh):
+    fresh.sql("analytics", "UPDATE alembic_version SET version_num = 'feedfeedfeed'")
+    try:
+        status = fresh.devtool("status")
+        assert status.returncode == 16, status.stdout + status.stderr
+        assert "feedfeedfeed" in status.stdout + status.stderr
+        refused = fresh.devtool("migrate", "anything")
+        assert refused.returncode == 16, refused.stdout + refused.stderr
+        assert "feedfeedfeed" in refused.stderr and "nothing was generated or applied" in refused.stderr
+        assert fresh.versions_folder().joinpath(f"{INITIAL}_create_users_and_events.py").exists()
+        assert len(list(fresh.versions_folder().glob("*.py"))) == 1
+    finally:
+        fresh.sql("analytics", f"UPDATE alembic_version SET version_num = '{INITIAL}'")

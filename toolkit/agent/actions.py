@@ -40,7 +40,7 @@ def migrate(request) -> MigrationResult:
         result.lock_waited = lock.waited
         script = session.script()
         result.current_before = result.current_after = session.current()
-        refuse_orphans(script, result.current_before)
+        refuse_orphans(script, session.currents())
         if len(script.get_heads()) > 1:
             if not request.merge:
                 raise _multiple_heads(session.heads(script))
@@ -88,7 +88,7 @@ def upgrade(request) -> MigrationResult:
     with migration_lock(session, request.lock_wait) as lock:
         script = session.script()
         current = session.current()
-        refuse_orphans(script, current)
+        refuse_orphans(script, session.currents())
         if len(script.get_heads()) > 1:
             raise _multiple_heads(session.heads(script))
         result = MigrationResult(status=Status.UP_TO_DATE, database=session.database(), current_before=current,
@@ -237,7 +237,7 @@ def status(request) -> StatusResult:
         result.database_error = "; ".join("Database %s (bind %s) cannot be read: %s" % (
             b.database.name, b.bind, b.error) for b in unread)
         return result
-    result.orphans = orphans(script, result.current)
+    result.orphans = orphans(script, sorted(set(result.current).union(*(b.current for b in result.binds))))
     if result.orphans:  # what is pending cannot be told; the host traces the orphans with the known ids
         result.known = known(script)
     elif len(result.heads) == 1:

@@ -130,6 +130,13 @@ class Session:
         with self.engine(bind).connect() as connection:
             return sorted(MigrationContext.configure(connection).get_current_heads())
 
+    def currents(self) -> List[str]:
+        """The revisions of every database of the app together (each keeps its own alembic_version)."""
+        found = set()
+        for bind, _ in self.databases():
+            found.update(self.current(bind))
+        return sorted(found)
+
     def heads(self, script=None) -> List[Revision]:
         script = script or self.script()
         return [describe(script.get_revision(h)) for h in script.get_heads()]
