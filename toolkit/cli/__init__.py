@@ -43,7 +43,8 @@ def _output(ctx):
 app = typer.Typer(
     cls=DevtoolGroup,
     name="devtool",
-    help="Migrate the database of a Flask + Flask-SQLAlchemy + Postgres backend running under Docker Compose.\n\n"
+    help="Migrate the database (PostgreSQL, MySQL/MariaDB, SQLite) of a Flask + Flask-SQLAlchemy backend running under "
+         "Docker Compose.\n\n"
          'Example: devtool migrate "add posts table"',
     no_args_is_help=True,
     rich_markup_mode=None,
