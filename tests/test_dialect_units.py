@@ -169,3 +169,71 @@ def test_every_dialect_describes_itself():
     assert describe(Database(backend="oracle", host="db", name="x")).startswith("oracle, x on db")
     with pytest.raises(DevtoolError, match="not supported for oracle"):
         for_database(Database(backend="oracle"))
+
+
+class ToolsStandIn:
+    """What MySQLDumps drives (engine.Sidecar's run and put) without a container: the dump script answers with
+    `before`, each load script with the next of `loads` (an exit code, or an exception such as a Ctrl-C)."""
+
+    def __init__(self, before: bytes | BaseException, *loads: int | BaseException) -> None:
+        self.before, self.loads, self.loaded = before, list(loads), []
+
+    def put(self, path: Path, name: str) -> str:
+        self.loaded.append(Path(path).read_bytes())
+        return f"/tmp/devtool-x/{name}"
+
+    def run(self, command: list[str], on_output) -> int:
+        script = command[2]
+        answer = self.loads.pop(0) if "exec 3<" in script else self.before
+        if isinstance(answer, BaseException):
+            raise answer
+        if isinstance(answer, bytes):
+            on_output(answer, None)
+            return 0
+        return answer
+
+
+def _mysql_dumps(tools: ToolsStandIn, lasting: bool):
+    from toolkit.agent.protocol import ConnectionResult
+    from toolkit.dialects.mysql import MySQLDumps
+
+    database = Database(backend="mysql", host="db", port=3306, name="appdb", user="app")
+    return MySQLDumps(None, tools, ConnectionResult(database=database, environment={}), "service db",
+                      lasting=lasting)
+
+
+@pytest.mark.parametrize("lasting, says", [(True, "the load goes on in that container until it is complete"),
+                                           (False, "the load stopped part-way, so the database is between the two")])
+def test_a_mysql_restore_interrupted_during_the_load_says_what_happens_and_keeps_what_was_there(tmp_path, lasting,
+                                                                                                 says):
+    from toolkit.errors import ExitCode
+
+    snapshot = tmp_path / "snap.dump"
+    snapshot.write_text(DUMP.format(rows="INSERT INTO `alembic_version` VALUES ('aaa');"))
+    before = DUMP.format(rows="INSERT INTO `alembic_version` VALUES ('bbb');").encode()
+    with pytest.raises(DevtoolError) as raised:
+        _mysql_dumps(ToolsStandIn(before, KeyboardInterrupt()), lasting).restore(snapshot)
+    assert raised.value.exit_code == ExitCode.INTERRUPTED and says in raised.value.message
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("devtool-before-restore-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == before and str(kept[0]) in raised.value.message
+    assert read_dump(kept[0]).revision == ["bbb"]  # `snapshot import` takes it back
+
+
+def test_a_mysql_restore_interrupted_before_the_load_leaves_no_file(tmp_path):
+    snapshot = tmp_path / "snap.dump"
+    snapshot.write_text(DUMP.format(rows=""))
+    tools = ToolsStandIn(KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        _mysql_dumps(tools, lasting=True).restore(snapshot)
+    assert [p.name for p in tmp_path.iterdir()] == ["snap.dump"] and tools.loaded == []
+
+
+def test_a_failed_mysql_load_puts_back_what_was_there(tmp_path):
+    snapshot = tmp_path / "snap.dump"
+    snapshot.write_text(DUMP.format(rows=""))
+    before = DUMP.format(rows="INSERT INTO `alembic_version` VALUES ('bbb');").encode()
+    tools = ToolsStandIn(before, 1, 0)  # the snapshot's load fails, putting back what was there works
+    with pytest.raises(DevtoolError, match="the database was put back as it was before"):
+        _mysql_dumps(tools, lasting=True).restore(snapshot)
+    assert tools.loaded == [snapshot.read_bytes(), before]
+    assert [p.name for p in tmp_path.iterdir()] == ["snap.dump"]
