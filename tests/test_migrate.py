@@ -3,11 +3,12 @@
 The first two tests run on both stacks (conftest.LAYOUTS): the demo stack and the legacy fixture.
 """
 
+import os
 import subprocess
 
 import pytest
 
-from conftest import HOST_GID, HOST_UID, POSTS_MODEL
+from conftest import DEVTOOL, HOST_GID, HOST_UID, POSTS_MODEL, checkout_env
 
 pytestmark = pytest.mark.docker
 
@@ -135,8 +136,10 @@ def test_up_status_down(make_stack):
     report = json.loads(status.stdout)
     plain = s.devtool("status")  # NO_COLOR and no TTY: no escape sequences
     assert plain.returncode == 0 and "\x1b[" not in plain.stdout + plain.stderr
-    completion = s.devtool("--show-completion", "bash")
-    assert completion.returncode == 0 and "complete" in completion.stdout
+    # typer finds the shell from devtool's parent process: run it from bash, as a user does (not exec'd by it)
+    completion = subprocess.run(["bash", "-c", '"$@"; exit $?', "bash", *DEVTOOL, "--show-completion"], cwd=s.root,
+                                env=checkout_env({**os.environ, **s.env}), capture_output=True, text=True, timeout=60)
+    assert completion.returncode == 0 and "complete" in completion.stdout, completion.stderr
     assert report["backend"] == "backend"
     assert {x["service"]: x["state"] for x in report["services"]} == {"backend": "running", "db": "running"}
     down = s.devtool("down", "--volumes")
