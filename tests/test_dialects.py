@@ -366,11 +366,49 @@ def test_a_revision_failing_half_way_offers_the_snapshot_taken_before_it(db):
             assert "name" not in db.columns("users")
             restored = db.devtool("restore", snapshot)
             assert restored.returncode == 0, restored.stderr
+            assert db.fingerprint() == before
+
+            # on a terminal devtool asks, and a yes puts the database back at once
+            code, screen = _on_terminal(db, ["migrate", "anything", "--yes"], b"now?", b"y")
+            assert code == 28, screen
+            assert "Restored snapshot" in screen and "as before this migration" in screen
         else:
             assert failed.returncode == 7, failed.stderr
         assert db.fingerprint() == before
     finally:
         path.unlink()
+
+
+def _on_terminal(stack, args: list[str], question: bytes, answer: bytes) -> tuple[int, str]:
+    """devtool on a real terminal, answering its question like a person would: exit code and screen."""
+    import pty
+    import select
+    import time
+
+    main, terminal = pty.openpty()
+    run = subprocess.Popen([*DEVTOOL, *args], cwd=stack.root, stdin=terminal, stdout=terminal, stderr=terminal,
+                           env=checkout_env({**os.environ, **stack.env, "NO_COLOR": "1", "TERM": "dumb"}),
+                           close_fds=True)
+    os.close(terminal)
+    seen, answered, deadline = b"", False, time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if not select.select([main], [], [], 1)[0]:
+            continue
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and question in seen:
+            os.write(main, answer + b"\n")
+            answered = True
+    os.close(main)
+    if not answered:
+        run.kill()
+    assert answered, f"devtool never asked {question!r}:\n{seen.decode(errors='replace')}"
+    return run.wait(timeout=60), seen.decode(errors="replace")
 
 
 def test_the_lock_waits_for_a_running_migration(db):
