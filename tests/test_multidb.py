@@ -318,3 +318,21 @@ def test_a_bound_database_at_a_revision_the_checkout_lacks_stops_migrate(fresh):
         assert len(list(fresh.versions_folder().glob("*.py"))) == 1
     finally:
         fresh.sql("analytics", f"UPDATE alembic_version SET version_num = '{INITIAL}'")
+
+
+def test_sync_takes_a_revision_back_from_every_database(fresh):
+    """After a git checkout removed a revision both databases have applied, sync downgrades it in each."""
+    event = fresh.models / "event.py"
+    original = event.read_text()
+    event.write_text(original.replace("    payload = db.Column(db.Text)\n",
+                                      "    payload = db.Column(db.Text)\n    source = db.Column(db.String(32))\n"))
+    assert fresh.devtool("migrate", "add source").returncode == 0
+    (written,) = [p for p in fresh.versions_folder().glob("*.py") if not p.name.startswith(INITIAL)]
+    written.unlink()  # what `git checkout` of a branch without it does
+    event.write_text(original)
+    assert fresh.devtool("status").returncode == 16
+    synced = fresh.devtool("sync", "--yes")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "source" not in fresh.columns("analytics", "events")
+    assert (fresh.revision("main"), fresh.revision("analytics")) == (INITIAL, INITIAL)
+    assert fresh.devtool("check").returncode == 0
