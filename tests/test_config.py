@@ -15,7 +15,8 @@ from conftest import run_devtool, run_devtool_each
 
 CONFIG_EXIT = 3
 KEYS = ["project_dir", "backend_service", "compose_files", "project_name", "migrations_dir", "flask_app",
-        "db_service", "snapshot_keep", "snapshot_image", "wait_timeout", "hook_deadline"]
+        "db_service", "snapshot_keep", "snapshot_image", "wait_timeout", "hook_deadline", "db_connect_timeout",
+        "db_lost_after"]
 COMPOSE = """services:
   web:
     image: python:3.11-slim-bookworm
@@ -72,7 +73,8 @@ def test_devtool_toml_values_and_source(tmp_path):
     path = tmp_path / "devtool.toml"
     path.write_text('backend_service = "api"\ncompose_files = ["compose.yaml", "ops/extra.yaml"]\n'
                     'project_name = "shop"\nmigrations_dir = "db/migrations"\nflask_app = "shop:create_app"\n'
-                    'db_service = "postgres"\nsnapshot_keep = 3\nsnapshot_image = "postgres:16"\nwait_timeout = 45\nhook_deadline = 10\n')
+                    'db_service = "postgres"\nsnapshot_keep = 3\nsnapshot_image = "postgres:16"\nwait_timeout = 45\nhook_deadline = 10\n'
+                    'db_connect_timeout = 5\ndb_lost_after = 20\n')
     report = config(tmp_path)
     source = f"devtool.toml ({path})"
     assert {k: v["source"] for k, v in report.items() if k not in ("project_dir", "dialect")} == \
@@ -81,6 +83,7 @@ def test_devtool_toml_values_and_source(tmp_path):
     # relative to the file that names them
     assert report["compose_files"]["value"] == [str(tmp_path / "compose.yaml"), str(tmp_path / "ops/extra.yaml")]
     assert report["snapshot_keep"]["value"] == 3 and report["wait_timeout"]["value"] == 45.0
+    assert report["db_connect_timeout"]["value"] == 5.0 and report["db_lost_after"]["value"] == 20.0
     assert report["migrations_dir"]["value"] == "db/migrations"
 
 

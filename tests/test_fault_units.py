@@ -66,3 +66,66 @@ def test_the_first_stop_signal_closes_the_commands_input_and_a_second_one_leaves
                 os.kill(os.getpid(), signal.SIGTERM)
         assert signal.getsignal(signal.SIGTERM) is previous
         assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+class _DriverError(Exception):
+    def __init__(self, message: str, pgcode: str | None = None) -> None:
+        super().__init__(message)
+        self.pgcode = pgcode
+
+
+def _wrapped(name: str, message: str, pgcode: str | None = None, invalidated: bool = False) -> Exception:
+    """Like SQLAlchemy's DBAPIError: the driver's exception on .orig, invalidation noted."""
+    original = type(name, (_DriverError,), {})(message, pgcode)
+    wrapper = Exception(message)
+    wrapper.orig, wrapper.connection_invalidated = original, invalidated
+    return wrapper
+
+
+def test_a_lost_server_is_told_from_a_refused_statement():
+    from toolkit.agent.dialects import connection_lost
+
+    assert connection_lost("postgresql", _wrapped("OperationalError", "terminating connection", "57P01", True))
+    assert connection_lost("postgresql", _wrapped("OperationalError", "could not receive data from server"))
+    assert connection_lost("postgresql", _wrapped("OperationalError", "connection timeout expired"))
+    assert connection_lost(None, _wrapped("OperationalError", "server closed the connection", "08006"))
+    assert not connection_lost("postgresql", _wrapped("OperationalError", "canceling statement due to lock "
+                                                                          "timeout", "55P03"))
+    assert not connection_lost("postgresql", _wrapped("ProgrammingError", "relation does not exist", "42P01"))
+    assert not connection_lost("postgresql", ValueError("not a database error"))
+    assert connection_lost("sqlite", _wrapped("OperationalError", "gone", invalidated=True))
+
+
+def test_connections_get_a_connect_timeout_and_keepalives_on_both_ends_the_apps_values_win():
+    from toolkit.agent.dialects import postgres_connect_args
+
+    args = postgres_connect_args(3, 6, {"host": "db", "options": "-c search_path=app"})
+    assert args["connect_timeout"] == 3 and args["keepalives"] == 1
+    assert args["keepalives_idle"] + args["keepalives_count"] * args["keepalives_interval"] == 6
+    assert args["options"] == ("-c search_path=app -c tcp_keepalives_idle=3 -c tcp_keepalives_interval=1 "
+                               "-c tcp_keepalives_count=3")
+    assert postgres_connect_args(10, 30, {"connect_timeout": 60})["connect_timeout"] == 60
+
+
+def test_a_lost_database_names_the_revision_what_was_applied_and_the_kept_file():
+    from toolkit.agent.apply import database_lost
+    from toolkit.agent.protocol import ErrorCode, Revision
+    from toolkit.protocol import failure_error
+
+    error = database_lost("could not receive data from server: Connection timed out\nmore", [Revision("a1", "one", "")],
+                          Revision("b2", "slow", ""), "/app/migrations/versions/c3_new.py")
+    assert error.failure.code == ErrorCode.DATABASE_LOST
+    assert error.failure.message == (
+        "Lost the connection to the database (could not receive data from server: Connection timed out) while "
+        "revision b2 (slow) was being applied: the server rolls it back (unless its commit had reached it: "
+        "`devtool status` tells once the database answers); applied before: a1; the new revision file is kept, "
+        "not applied: /app/migrations/versions/c3_new.py.")
+    assert failure_error(error.failure).exit_code == 29
+    assert "nothing was applied." in database_lost("timeout expired", []).failure.message
+
+
+def test_the_flask_exit_code_for_a_lost_database_is_devtools():
+    from toolkit.agent.protocol import FLASK_DATABASE_LOST
+    from toolkit.errors import ExitCode
+
+    assert FLASK_DATABASE_LOST == ExitCode.DATABASE_LOST

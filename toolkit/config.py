@@ -83,6 +83,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("snapshot_image", "a non-empty string (an image with pg_dump, e.g. 'postgres:16')", _string, str),
     Key("wait_timeout", "a number of seconds > 0", _positive_number, _env_number),
     Key("hook_deadline", "a number of seconds > 0", _positive_number, _env_number),
+    Key("db_connect_timeout", "a number of seconds > 0", _positive_number, _env_number),
+    Key("db_lost_after", "a number of seconds > 0", _positive_number, _env_number),
 )}
 
 

@@ -25,6 +25,8 @@ class Settings:
     snapshot_keep: int = 10
     snapshot_image: str | None = None
     wait_timeout: float = 180.0
+    db_connect_timeout: float = 10.0  # seconds a database connection may take to open
+    db_lost_after: float = 30.0  # seconds of silence from the database server before a connection counts as lost
     hook_deadline: float = 4.0
     verbose: bool = False
     # Where each effective value came from: "default", "devtool.toml (<path>)", "pyproject.toml [tool.devtool]

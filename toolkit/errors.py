@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     ORPHANED = 16  # the database is at a revision this checkout does not have (after a git checkout): `devtool sync`
     CANNOT_DOWNGRADE = 17  # `devtool sync`: no copy of a revision to downgrade anywhere, or its downgrade failed
     PARTLY_APPLIED = 28  # a revision failed half-way on a database that commits schema changes at once (MySQL)
+    DATABASE_LOST = 29  # the database stopped answering (restarted, network cut, past the deadlines): what was done named
     OTHER_CHECKOUT = 31  # the project name's containers belong to another checkout (another folder or compose file)
     INTERRUPTED = 130  # Ctrl-C
 

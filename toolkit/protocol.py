@@ -78,6 +78,9 @@ ERRORS = {
                                                             "write the database's folder), then run again."),
     ErrorCode.LOCK_TIMEOUT: (ExitCode.MIGRATION_FAILED, "Wait for the other migration to finish (or stop it), then "
                                                         "run again; raise the deadline with DEVTOOL_WAIT_TIMEOUT."),
+    ErrorCode.DATABASE_LOST: (ExitCode.DATABASE_LOST, "Check the database (`devtool status`, `docker compose logs` of "
+                                                      "its service), then run again; on a slow network raise "
+                                                      "db_lost_after / db_connect_timeout."),
     ErrorCode.INTERRUPTED: (ExitCode.INTERRUPTED, "`devtool status` shows where the database is."),
     ErrorCode.ORPHANED: (ExitCode.ORPHANED, "Run `devtool sync` to bring the database to this checkout's head."),
     ErrorCode.NO_COPY: (ExitCode.CANNOT_DOWNGRADE, "`devtool sync` says which revision has no copy, and which "
@@ -162,6 +165,7 @@ class Agent:
         request.flask_app = request.flask_app or settings.flask_app
         request.directory = request.directory or settings.migrations_dir
         request.warm = os.environ.get("DEVTOOL_WARM_AGENT", "1") != "0"
+        request.connect_timeout, request.lost_after = settings.db_connect_timeout, settings.db_lost_after
         if hasattr(request, "lock_wait"):
             request.lock_wait = settings.wait_timeout
         return request

@@ -8,11 +8,11 @@ import base64
 import dataclasses
 import json
 import sys
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from .app import describe, error_text, fail, first_line, log
 from .client import client_gone
-from .dialects import Applying
+from .dialects import Applying, connection_lost
 from .protocol import KEEP_MARK, ErrorCode, Revision, RevisionFile
 
 
@@ -30,6 +30,20 @@ def stop_if_client_gone(applied: List[Revision], before: str) -> None:
         done = (" after %s, which had been applied before" % ", ".join(r.id for r in applied)) if applied else ""
         raise fail(ErrorCode.INTERRUPTED, "Stopped because devtool was interrupted, before %s: nothing was "
                    "generated or applied%s." % (before, done), applied=applied)
+
+
+def database_lost(error: str, applied: List[Revision], under_way: Optional[Revision] = None,
+                  kept: Optional[str] = None) -> Exception:
+    """DATABASE_LOST, saying what was applied, what was under way and which new file is kept unapplied
+    (`error`: the driver's error text)."""
+    message = "Lost the connection to the database (%s)" % error.splitlines()[0]
+    if under_way is not None:
+        message += (" while revision %s (%s) was being applied: the server rolls it back (unless its commit had "
+                    "reached it: `devtool status` tells once the database answers)" % (under_way.id, under_way.message))
+    message += ("; applied before: %s" % ", ".join(r.id for r in applied)) if applied else "; nothing was applied"
+    if kept:
+        message += "; the new revision file is kept, not applied: %s" % kept
+    return fail(ErrorCode.DATABASE_LOST, message + ".", applied=applied, revision=under_way, path=kept, error=error)
 
 
 def down_revisions(revision) -> List[str]:
@@ -121,6 +135,9 @@ def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_co
 
         traceback.print_exc()
         failed = describe(running[0]) if running else None
+        if connection_lost(None, exc):
+            raise database_lost(error_text(exc), done, None if failed is None or (running[1], failed.id) in finished
+                                else failed)
         if failed is None or (running[1], failed.id) in finished:
             raise
         if several:  # a multi-database env.py commits all databases together, or rolls all of them back

@@ -419,3 +419,65 @@ def file_snapshots(url, wait: float):
     if backend not in FILES:
         raise fail(ErrorCode.SNAPSHOT_FAILED, "%s databases are not files devtool can copy." % backend)
     return FILES[backend](url, wait)
+
+
+# ---------------------------------------------------------------------------------------------- lost connections
+
+SERVER_GONE = ("57P01", "57P02", "57P03")  # admin_shutdown, crash_shutdown, cannot_connect_now
+
+
+def postgres_connect_args(connect_timeout: float, lost_after: float, given: Dict[str, object],
+                          dbapi=None) -> Dict[str, object]:
+    """libpq parameters that bound every wait on the server: a connect timeout, TCP keepalives on both ends
+    (the server ends a session whose client vanished, and with it devtool's advisory lock) and, where libpq
+    has it, a TCP user timeout for data the server never acknowledges. The app's own values win, except that
+    the server-side keepalives are added to its `options`."""
+    idle, interval = max(1, int(lost_after / 2)), max(1, int(lost_after / 6))
+    args: Dict[str, object] = {"connect_timeout": max(2, int(round(connect_timeout))), "keepalives": 1,
+                               "keepalives_idle": idle, "keepalives_interval": interval, "keepalives_count": 3}
+    if _libpq_version(dbapi) >= 120000:
+        args["tcp_user_timeout"] = int(lost_after * 1000)
+    server = "-c tcp_keepalives_idle=%d -c tcp_keepalives_interval=%d -c tcp_keepalives_count=3" % (idle, interval)
+    options = "%s %s" % (given["options"], server) if given.get("options") else server
+    return dict(args, **{k: v for k, v in given.items() if k in args}, options=options)
+
+
+def _libpq_version(dbapi) -> int:
+    """libpq's version as the driver reports it (psycopg2, psycopg 3); 0 when it cannot be told."""
+    for version in (lambda: dbapi.extensions.libpq_version(), lambda: dbapi.pq.version()):
+        try:
+            return int(version())
+        except Exception:
+            pass
+    return 0
+
+
+def postgres_connection_lost(exc: BaseException) -> bool:
+    """The server went away (restarted, shut down, unreachable, silent past the keepalives), as opposed to a
+    statement it refused: SQLAlchemy invalidated the connection, the SQLSTATE is a connection exception, or
+    the driver's OperationalError came without any SQLSTATE (the server never answered)."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    state = _sqlstate(exc)
+    if state:
+        return state.startswith("08") or state in SERVER_GONE
+    original = getattr(exc, "orig", None) or exc
+    return type(original).__name__ == "OperationalError"
+
+
+CONNECT_ARGS = {"postgresql": postgres_connect_args}
+LOST = {"postgresql": postgres_connection_lost}
+
+
+def connect_args(dialect, connect_timeout: float, lost_after: float, given: Dict[str, object]):
+    """The connection parameters that bound waits on this (SQLAlchemy) dialect's database, or None where
+    devtool has none yet."""
+    make = CONNECT_ARGS.get(dialect.name)
+    return make(connect_timeout, lost_after, given, getattr(dialect, "dbapi", None)) if make else None
+
+
+def connection_lost(backend: Optional[str], exc: BaseException) -> bool:
+    """Whether `exc` means the database went away (backend None: whichever database it came from)."""
+    if backend is None:
+        return any(lost(exc) for lost in LOST.values()) or bool(getattr(exc, "connection_invalidated", False))
+    return LOST.get(backend, lambda e: bool(getattr(e, "connection_invalidated", False)))(exc)

@@ -69,8 +69,17 @@ class PollingLock:
     def __exit__(self, *exc_info) -> None:
         try:
             self._release()
+        except Exception:
+            if exc_info[0] is None:
+                raise
+            # The block already failed (the database went away, say): its error is the one to tell; a lock held by
+            # a session ends with it.
         finally:
-            self._close()
+            try:
+                self._close()
+            except Exception:
+                if exc_info[0] is None:
+                    raise
 
 
 class ConnectionLock(PollingLock):
@@ -241,4 +250,4 @@ class Locks:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.stack.close()
+        self.stack.__exit__(*exc_info)  # each lock learns whether the block failed

@@ -12,6 +12,8 @@ import sys
 from . import actions, server
 from .app import AgentError, error_text, first_line
 from .client import watch_client
+from .connections import guard_connections
+from .dialects import connection_lost
 from .files import hand_over_all
 from .protocol import (CommandsRequest, ConnectionRequest, CopyRequest, DatabaseRequest, DropCopiesRequest,
                        ErrorCode, Failure, FileSnapshotRequest, FlaskRequest, MigrateRequest, RestoreCopyRequest,
@@ -52,6 +54,7 @@ def run_request(request_text: str) -> None:
     watch_client()
     try:
         request = decode_request(request_text)
+        guard_connections(request.connect_timeout, request.lost_after)
         result = ACTIONS[request.action](request)
     except AgentError as exc:
         result = exc.failure
@@ -61,6 +64,9 @@ def run_request(request_text: str) -> None:
         traceback.print_exc()
         result = Failure(code=ErrorCode.AGENT_FAILED, message="%s: %s" % (type(exc).__name__, first_line(exc)),
                          error=error_text(exc))
+        if connection_lost(None, exc):
+            result = Failure(code=ErrorCode.DATABASE_LOST, message="The database did not answer (%s); nothing was "
+                             "changed." % first_line(exc), error=error_text(exc))
     hand_over_all()
     sys.stdout.write(result_line(result))
     sys.stdout.flush()

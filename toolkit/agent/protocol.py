@@ -23,6 +23,7 @@ RESULT_MARK = "\x1edevtool-result "
 LOG_MARK = "devtool: "
 KEEP_MARK = "\x1edevtool-keep "
 DEBUG_MARK = "\x1edevtool-debug "
+FLASK_DATABASE_LOST = 29  # the exit code of `flask ...` through devtool when the database went away (ExitCode 29)
 LOCK_KEY = 72731001  # the Postgres advisory lock every devtool migration takes
 COPY_PREFIX = "devtool_snap_"  # snapshot copies inside the database server: COPY_PREFIX + token
 SNAPSHOT_MARK = "devtool-snapshot "  # a copy's COMMENT: this mark, then the snapshot's metadata as JSON
@@ -58,6 +59,7 @@ class ErrorCode:
     PARTLY_APPLIED = "partly_applied"  # the failing revision's first statements stay (MySQL commits DDL at once)
     LOCK_UNAVAILABLE = "lock_unavailable"  # devtool's migration lock could not be taken (its file, say)
     LOCK_TIMEOUT = "lock_timeout"
+    DATABASE_LOST = "database_lost"  # the database stopped answering (restarted, network cut): what was done named
     INTERRUPTED = "interrupted"  # devtool went away (Ctrl-C, killed): stopped at a revision boundary
     ORPHANED = "orphaned"  # the database is at a revision the checkout does not have (a git checkout removed it)
     NO_COPY = "no_copy"  # sync: a revision to downgrade has no copy among those devtool sent
@@ -164,6 +166,8 @@ class Request:
     flask_app: Optional[str] = None
     directory: Optional[str] = None  # the migrations folder, when configured
     warm: bool = True  # use (or start) the warm server in the container
+    connect_timeout: float = 10.0  # seconds a connection to the database may take to open
+    lost_after: float = 30.0  # seconds of silence from the database server after which a connection is lost
 
 
 @dataclass
