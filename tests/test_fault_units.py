@@ -129,3 +129,19 @@ def test_the_flask_exit_code_for_a_lost_database_is_devtools():
     from toolkit.errors import ExitCode
 
     assert FLASK_DATABASE_LOST == ExitCode.DATABASE_LOST
+
+
+def test_pg_dump_gets_a_connect_timeout_and_server_side_keepalives():
+    from types import SimpleNamespace
+
+    from toolkit.agent.dialects import libpq_environment
+
+    url = SimpleNamespace(host="db", port=None, database="app", username="u", password="pw",
+                          query={"options": "-c search_path=app", "connect_timeout": "60"})
+    env = libpq_environment(url)
+    assert env["PGCONNECT_TIMEOUT"] == "60"  # the app's own
+    assert env["PGOPTIONS"] == ("-c search_path=app -c tcp_keepalives_idle=15 -c tcp_keepalives_interval=5 "
+                                "-c tcp_keepalives_count=3")
+    plain = libpq_environment(SimpleNamespace(host="db", port=5432, database="app", username=None, password=None,
+                                              query={}))
+    assert plain["PGCONNECT_TIMEOUT"] == "10" and plain["PGOPTIONS"].startswith("-c tcp_keepalives_idle=15")

@@ -13,7 +13,7 @@ import time
 from typing import Dict, Optional
 
 from .app import log
-from .dialects import connect_args
+from .dialects import DEADLINES, connect_args
 
 WATCH_EVERY = 1.0  # seconds between two looks at the connections in use
 SLOW_CONNECT = 2.0  # seconds after which a connection still opening is announced
@@ -27,6 +27,8 @@ def guard_connections(connect_timeout: float, lost_after: float) -> None:
     daemon thread says when a connection waits on a silent server."""
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
+
+    DEADLINES.update(connect_timeout=connect_timeout, lost_after=lost_after)
 
     def connecting(dialect, record, cargs, cparams) -> None:
         extra = connect_args(dialect, connect_timeout, lost_after, cparams)

@@ -379,6 +379,12 @@ def libpq_environment(url) -> Dict[str, str]:
             env["PGHOST"] = value if isinstance(value, str) else ",".join(value)
         elif key in names:
             env[names[key]] = value if isinstance(value, str) else value[0]
+    # pg_dump / pg_restore get the deadlines too: a connect timeout, and the server ends a session whose client
+    # vanished (libpq has no variables for the client's keepalives).
+    bounded = postgres_connect_args(DEADLINES["connect_timeout"], DEADLINES["lost_after"],
+                                    {"options": env.get("PGOPTIONS")})
+    env.setdefault("PGCONNECT_TIMEOUT", str(bounded["connect_timeout"]))
+    env["PGOPTIONS"] = str(bounded["options"])
     return env
 
 
@@ -423,6 +429,7 @@ def file_snapshots(url, wait: float):
 
 # ---------------------------------------------------------------------------------------------- lost connections
 
+DEADLINES = {"connect_timeout": 10.0, "lost_after": 30.0}  # this request's settings (connections.guard_connections)
 SERVER_GONE = ("57P01", "57P02", "57P03")  # admin_shutdown, crash_shutdown, cannot_connect_now
 
 
