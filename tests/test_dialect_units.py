@@ -237,3 +237,29 @@ def test_a_failed_mysql_load_puts_back_what_was_there(tmp_path):
         _mysql_dumps(tools, lasting=True).restore(snapshot)
     assert tools.loaded == [snapshot.read_bytes(), before]
     assert [p.name for p in tmp_path.iterdir()] == ["snap.dump"]
+
+
+def _driver_error(module: str, *args) -> Exception:
+    """Like SQLAlchemy's DBAPIError around an OperationalError of the driver in `module`."""
+    error = type("OperationalError", (Exception,), {"__module__": module})
+    wrapper = Exception(str(args))
+    wrapper.orig, wrapper.connection_invalidated = error(*args), False
+    return wrapper
+
+
+def test_a_refused_statement_on_mysql_or_sqlite_is_no_lost_connection():
+    """Their drivers raise OperationalError for statements the database refused too: only a lost server counts."""
+    from toolkit.agent.dialects import connection_lost
+
+    try:
+        sqlite3.connect(":memory:").execute("UPDATE no_such_table SET x = 1")
+    except sqlite3.OperationalError as exc:
+        wrapper = Exception(str(exc))
+        wrapper.orig = exc
+        assert not connection_lost(None, wrapper) and not connection_lost("sqlite", wrapper)
+    duplicate = _driver_error("pymysql.err", 1060, "Duplicate column name 'nickname'")
+    assert not connection_lost(None, duplicate) and not connection_lost("mariadb", duplicate)
+    for number in (2006, 2013):  # server gone away, lost connection during query
+        assert connection_lost(None, _driver_error("pymysql.err", number, "Lost connection to server"))
+        assert connection_lost("mysql", _driver_error("MySQLdb._exceptions", number, "Lost connection"))
+

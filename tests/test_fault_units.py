@@ -75,8 +75,8 @@ class _DriverError(Exception):
 
 
 def _wrapped(name: str, message: str, pgcode: str | None = None, invalidated: bool = False) -> Exception:
-    """Like SQLAlchemy's DBAPIError: the driver's exception on .orig, invalidation noted."""
-    original = type(name, (_DriverError,), {})(message, pgcode)
+    """Like SQLAlchemy's DBAPIError: the driver's (psycopg2's) exception on .orig, invalidation noted."""
+    original = type(name, (_DriverError,), {"__module__": "psycopg2.errors"})(message, pgcode)
     wrapper = Exception(message)
     wrapper.orig, wrapper.connection_invalidated = original, invalidated
     return wrapper

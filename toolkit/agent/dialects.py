@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Tuple
 from .app import error_text, fail, first_line, log
 from .client import client_gone
 from .locks import FileLock, Locks, MySQLLock, NoLock, PostgresLock
-from .mysql import engine_label, mysql_connection, statements_that_stay
+from .mysql import engine_label, mysql_connection, mysql_connection_lost, statements_that_stay
 from .protocol import COPY_PREFIX, LOCK_KEY, SNAPSHOT_MARK, ErrorCode
 from .sqlite import SQLiteFiles, sqlite_connection, transactional_ddl
 
@@ -472,8 +472,16 @@ def postgres_connection_lost(exc: BaseException) -> bool:
     return type(original).__name__ == "OperationalError"
 
 
+def invalidated(exc: BaseException) -> bool:
+    """SQLAlchemy saw the connection break (an SQLite file has no server to lose)."""
+    return bool(getattr(exc, "connection_invalidated", False))
+
+
 CONNECT_ARGS = {"postgresql": postgres_connect_args}
-LOST = {"postgresql": postgres_connection_lost}
+LOST = {"postgresql": postgres_connection_lost, "mysql": mysql_connection_lost, "mariadb": mysql_connection_lost,
+        "sqlite": invalidated}
+DRIVERS = {"psycopg2": "postgresql", "psycopg": "postgresql", "pg8000": "postgresql", "asyncpg": "postgresql",
+           "pymysql": "mysql", "MySQLdb": "mysql", "mysql": "mysql", "mariadb": "mysql", "sqlite3": "sqlite"}
 
 
 def connect_args(dialect, connect_timeout: float, lost_after: float, given: Dict[str, object]):
@@ -484,7 +492,9 @@ def connect_args(dialect, connect_timeout: float, lost_after: float, given: Dict
 
 
 def connection_lost(backend: Optional[str], exc: BaseException) -> bool:
-    """Whether `exc` means the database went away (backend None: whichever database it came from)."""
+    """Whether `exc` means the database went away (backend None: the one whose driver raised it). Each engine's
+    rule judges only its own driver's errors: an SQLite "no such table" is no lost server."""
     if backend is None:
-        return any(lost(exc) for lost in LOST.values()) or bool(getattr(exc, "connection_invalidated", False))
-    return LOST.get(backend, lambda e: bool(getattr(e, "connection_invalidated", False)))(exc)
+        original = getattr(exc, "orig", None) or exc
+        backend = DRIVERS.get(type(original).__module__.split(".")[0])
+    return LOST.get(backend, invalidated)(exc)

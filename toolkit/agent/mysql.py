@@ -47,3 +47,18 @@ def statements_that_stay(ran: List[str]) -> List[str]:
     mine = [s for s in ran if not OWN.search(s)]
     last = max((i for i, s in enumerate(mine) if DDL.match(s)), default=-1)
     return mine[:last + 1]
+
+
+# The client's "server gone / lost / unreachable" errors, and the server's own "shutting down" and "killed".
+LOST_ERRORS = {2002, 2003, 2006, 2013, 2055, 1053, 1927}
+
+
+def mysql_connection_lost(exc: BaseException) -> bool:
+    """The server went away, as opposed to a statement it refused (the driver reports most refusals, a duplicate
+    column say, as OperationalError too: only the error number tells)."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    original = getattr(exc, "orig", None) or exc
+    number = original.args[0] if original.args and isinstance(original.args[0], int) else None
+    return number in LOST_ERRORS
+
