@@ -262,6 +262,10 @@ class Agent:
         rest = marked.flush()
         if rest:
             self.ctx.out.raw(rest, stderr=True)
+        if self.stopped:
+            raise DevtoolError(f"Interrupted ({self.stopped}): `flask {' '.join(args)}` stopped in the container (exit "
+                               f"code {code}); a revision under way committed or rolled back whole, and nothing after "
+                               "it ran.", hint=ERRORS[ErrorCode.INTERRUPTED][1], exit_code=ExitCode.INTERRUPTED)
         return code
 
     def _stream(self, out: bytes | None, err: bytes | None, marked: "_KeepLines") -> None:

@@ -319,10 +319,11 @@ def flask(request) -> None:
     from flask import cli as flask_cli
 
     watched = {}
-    applied: List[str] = []  # revisions this command applied (each commits on its own)
+    applied: List[str] = []  # revisions this command applied upwards (each commits on its own)
 
     def record(ctx, step, heads, run_args) -> None:
-        applied.append(step.up_revision.revision if step.is_upgrade else "%s (down)" % step.down_revision.revision)
+        if step.is_upgrade:
+            applied.append(step.up_revision.revision)
 
     def watch(directory: str) -> None:
         directory = os.path.abspath(directory)
