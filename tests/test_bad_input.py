@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import pytest
 
 from conftest import POSTS_MODEL, run_devtool
+from toolkit.errors import ExitCode
 
 
 @dataclass
@@ -81,7 +82,8 @@ STATIC_CASES = [
 # cases run against a started stack
 STACK_CASES = [
     Case("no migrations folder", ["migrate", "m"], 11, "Create it with `devtool db init`", prepare=_no_migrations),
-    Case("revision with a syntax error", ["migrate", "m"], 7, "5e5e5e5e5e5e_broken_syntax.py", prepare=_syntax_error),
+    Case("revision with a syntax error", ["migrate", "m"], ExitCode.REVISION_FILE,
+         "5e5e5e5e5e5e_broken_syntax.py (line 16)", prepare=_syntax_error),
     Case("two heads", ["migrate", "m"], 9, "The migrations have 2 heads (aaaa00000001 one, bbbb00000002 two); "
                                           "nothing was changed.", prepare=_two_heads),
     Case("model not imported", ["migrate", "m"], 10, "never loaded by the app", prepare=_unimported),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_devtool, run_devtool_each
+from toolkit.errors import ExitCode
 
 CONFIG_EXIT = 3
 KEYS = ["project_dir", "backend_service", "compose_files", "project_name", "migrations_dir", "flask_app",
@@ -174,8 +175,9 @@ def test_configuration_drives_the_commands(tmp_path, engine_ready):
     assert "Service 'nope' is not in the compose file" in stderr
 
     result = run_devtool("status", "--json", cwd=tmp_path, env={"DEVTOOL_BACKEND_SERVICE": "web"})
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["backend"] == "web"
+    assert result.returncode == ExitCode.STATUS_BROKEN, result.stderr  # nothing runs: status says so, and fails
+    report = json.loads(result.stdout)
+    assert report["backend"] == "web" and "service web is not created" in report["problems"]
 
 
 def test_unknown_key_names_file_key_and_valid_keys(tmp_path):

@@ -22,14 +22,17 @@ def test_setup_from_fresh_copy_is_idempotent(make_stack):
     assert "0 revision(s) applied" in again.stdout and s.db_revision() == head
 
 
-def test_setup_stops_at_first_problem_with_doctor_line(make_stack):
+def test_setup_stops_at_first_problem_with_its_real_cause(make_stack):
+    """The failure as `devtool up` reports it (which service, its exit code, its logs), not a doctor line that
+    would stand in for it."""
     s = make_stack()
     compose = s.root / "docker-compose.yml"
     compose.write_text(compose.read_text().replace(
         "    image: devtool-backend:dev\n", "    image: devtool-backend:dev\n    command: [\"sh\", \"-c\", \"exit 3\"]\n"))
     result = s.devtool("setup")
     assert result.returncode == 6
-    assert "✗ Containers running and healthy: backend: exited" in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("✗")] == [
+        "✗ Service backend exited with code 3."]
     assert "devtool up" in result.stderr and "Traceback" not in result.stderr
 
 

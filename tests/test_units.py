@@ -24,10 +24,10 @@ def test_batch_drop_column_and_type_change_are_destructive():
         "        batch_op.alter_column('email', existing_type=sa.VARCHAR(), type_=sa.Text())\n"
         "        batch_op.drop_index('ix_users_email')\n"
         "        batch_op.drop_constraint('uq_email', type_='unique')"))
-    assert [(c.op, c.table, c.column, c.risk) for c in changes] == [
-        ("drop_column", "users", "name", "destructive"), ("alter_column", "users", "email", "destructive"),
-        ("drop_index", "users", "ix_users_email", "destructive"),
-        ("drop_constraint", "users", "uq_email", "destructive")]
+    assert [(c.op, c.table, c.column, c.name, c.risk) for c in changes] == [
+        ("drop_column", "users", "name", None, "destructive"), ("alter_column", "users", "email", None, "destructive"),
+        ("drop_index", "users", None, "ix_users_email", "destructive"),
+        ("drop_constraint", "users", None, "uq_email", "destructive")]
 
 
 def test_not_null_without_default_is_risky_but_with_default_safe():

@@ -40,9 +40,7 @@ def run_checks(ctx: Context, *, deep: bool = True) -> list[Check]:
             add(name, None, "not checked: an earlier check failed")
         return checks
 
-    later = ["Compose", "Compose file", "Backend service", "Containers running and healthy",
-             "Database reachable from the backend", "Migrations folder", "Single head", "Database at head",
-             "Models loaded by init_app"]
+    later = ["Compose", "Compose file", "Backend service", "Containers running and healthy", *BACKEND_CHECKS]
     if not add("Docker CLI", bool(shutil.which("docker")), shutil.which("docker") or "not on PATH",
                "Install Docker (Docker Desktop, or the docker.io / docker-ce package)."):
         return skipped("Docker engine", *later)
@@ -81,7 +79,7 @@ def run_checks(ctx: Context, *, deep: bool = True) -> list[Check]:
         return skipped(*later[3:])
     if not deep:
         return checks
-    if not _containers_check(ctx, service, add):
+    if not _containers_check(ctx, add):
         return skipped(*later[4:])
     _backend_checks(ctx, add)
     return checks
@@ -91,55 +89,56 @@ def first_failure(checks: list[Check]) -> Check | None:
     return next((c for c in checks if c.ok is False), None)
 
 
-def _containers_check(ctx: Context, backend: str, add: Any) -> bool:
-    from toolkit.engine import SERVICE_LABEL, health
+def _containers_check(ctx: Context, add: Any) -> bool:
+    from toolkit.engine import service_containers
+    from toolkit.stack import service_problem
 
     try:
         containers = ctx.containers()
     except DevtoolError as exc:  # another checkout's stack: nothing here is this checkout's
         return add("Containers running and healthy", False, exc.message, exc.hint or "")
-    running = {c.labels.get(SERVICE_LABEL): c for c in containers}
     bad = []
     for name in ctx.project.services:
-        container = running.get(name)
-        if container is None:
-            bad.append(f"{name}: not created")
-        elif container.status != "running" and not _finished_job(ctx, name, backend, container):
-            bad.append(f"{name}: {container.status}")
-        elif health(container) not in (None, "healthy"):
-            bad.append(f"{name}: {health(container)}")
-    return add("Containers running and healthy", not bad, "; ".join(bad) or f"{len(running)} running",
+        mine = service_containers(containers, name)
+        problem = service_problem(ctx, name, mine[0] if mine else None)
+        if problem:
+            bad.append(f"{name}: {problem}")
+    return add("Containers running and healthy", not bad, "; ".join(bad) or f"{len(containers)} running",
                "Run `devtool up` (it shows the failing service's logs).")
 
 
-def _finished_job(ctx: Context, name: str, backend: str, container: Any) -> bool:
-    """A one-shot service (no healthcheck, not the backend) that exited 0 did its job."""
-    return (name != backend and not ctx.project.has_healthcheck(name)
-            and container.status == "exited" and container.attrs["State"].get("ExitCode") == 0)
+# What the agent looks at, in its order: a failure at one stage leaves the later ones not checked.
+BACKEND_CHECKS = ["App loads in the backend", "Migrations folder", "Database reachable from the backend",
+                  "Single head", "Database at head", "Models loaded by the app"]
+FAILED_AT = {ErrorCode.APP_NOT_LOADED: "App loads in the backend",
+             ErrorCode.NO_FLASK_MIGRATE: "App loads in the backend",
+             ErrorCode.NO_MIGRATIONS: "Migrations folder", ErrorCode.REVISION_UNREADABLE: "Migrations folder",
+             ErrorCode.HISTORY_BROKEN: "Migrations folder"}
 
 
 def _backend_checks(ctx: Context, add: Any) -> None:
     try:
         status = migrations.status(ctx, models=True)
     except DevtoolError as exc:
-        if exc.data.get("code") == ErrorCode.NO_MIGRATIONS:
-            add("Database reachable from the backend", None, "not checked")
-            add("Migrations folder", False, exc.message, exc.hint or "")
-        else:
-            add("Database reachable from the backend", False, exc.message, exc.hint or "")
-            add("Migrations folder", None, "not checked")
-        add("Single head", None, "not checked")
-        add("Database at head", None, "not checked")
-        add("Models loaded by init_app", None, "not checked")
+        stage = FAILED_AT.get(exc.data.get("code"), "Migration state readable" if exc.data.get("code") else
+                              "App loads in the backend")
+        names = BACKEND_CHECKS if stage in BACKEND_CHECKS else BACKEND_CHECKS[:2] + [stage] + BACKEND_CHECKS[2:]
+        at = names.index(stage)
+        for name in names[:at]:
+            add(name, True, "yes")
+        add(stage, False, exc.message, exc.hint or "")
+        for name in names[at + 1:]:
+            add(name, None, "not checked: an earlier check failed")
         return
+    add("App loads in the backend", True, "yes")
+    add("Migrations folder", True, status.directory)
     reachable = status.database_error is None
     database = status.database
     add("Database reachable from the backend", reachable,
         "; ".join([describe(database, status.server_version, status.dialect)]
                   + [f"bind {b.bind}: {b.database.name} on {b.database.host}:{b.database.port}" for b in status.binds])
         if reachable else status.database_error,
-        "Check DATABASE_URL (and SQLALCHEMY_BINDS) and that the db service is healthy.")
-    add("Migrations folder", True, status.directory)
+        status.database_hint or "Check DATABASE_URL (and SQLALCHEMY_BINDS) and that the db service is healthy.")
     heads = status.heads
     add("Single head", len(heads) == 1, ", ".join(f"{h.id} ({h.message})" for h in heads) or "no revisions",
         'Merge them: `devtool migrate --merge "merge heads"`.' if len(heads) > 1 else
@@ -154,9 +153,12 @@ def _backend_checks(ctx: Context, add: Any) -> None:
     else:
         add("Database at head", at_head if reachable else None,
             f"at {', '.join(status.current or []) or 'base'}, {len(status.pending)} pending"
-            + "".join(f"; bind {b.bind} at {', '.join(b.current or []) or 'base'}" for b in behind_binds),
+            + "".join(f"; bind {b.bind} at {', '.join(b.current or []) or 'base'}" for b in behind_binds)
+            if reachable else "not checked: the database cannot be reached",
             "Apply them: `devtool db upgrade` (or `devtool setup`).")
-    missing = status.unloaded_models
-    add("Models loaded by init_app", not missing,
-        "; ".join(f"{m.model} ({m.module}): add `{m.import_line}`" for m in missing) or "all loaded",
-        'Add the imports, or run `devtool migrate --fix-imports "msg"`.')
+    missing, unscanned = status.unloaded_models, status.unscanned_modules
+    add("Models loaded by the app", not missing and not unscanned,
+        "; ".join([f"{m.model} ({m.module}): add `{m.import_line}`" for m in missing]
+                  + [f"could not look at {u}" for u in unscanned]) or "all loaded",
+        'Add the imports, or run `devtool migrate --fix-imports "msg"`.' if missing else
+        "Fix the modules named (or move them out of the app's package).")

@@ -24,6 +24,10 @@ class ExitCode(IntEnum):
     CHECKS_FAILED = 15  # `devtool doctor`: at least one check failed
     ORPHANED = 16  # the database is at a revision this checkout does not have (after a git checkout): `devtool sync`
     CANNOT_DOWNGRADE = 17  # `devtool sync`: no copy of a revision to downgrade anywhere, or its downgrade failed
+    DATABASE_UNAVAILABLE = 20  # the app's database cannot be reached or read (which database, the driver's reason)
+    STATUS_BROKEN = 21  # `devtool status`: something it shows is broken
+    REVISION_FILE = 22  # a migrations file cannot be read, or the history refers to a revision no file defines
+    APP_NOT_LOADED = 23  # the Flask app cannot be loaded in the backend container
     PARTLY_APPLIED = 28  # a revision failed half-way on a database that commits schema changes at once (MySQL)
     DATABASE_LOST = 29  # the database stopped answering (restarted, network cut, past the deadlines): what was done named
     OTHER_CHECKOUT = 31  # the project name's containers belong to another checkout (another folder or compose file)

@@ -8,6 +8,7 @@ applying it (first call), devtool asks and snapshots, then the agent applies (se
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -34,6 +35,8 @@ def never_restore(snapshot: dict) -> bool:
 
 
 def validate_message(message: str) -> str:
+    """Refuse, before anything is written, a message the revision file could not keep exactly: empty, too long,
+    control characters (line breaks and tabs are kept), bytes that are not text."""
     if not message or not message.strip():
         raise DevtoolError("The migration message is empty.", hint='Describe the change: devtool migrate "add posts".',
                            exit_code=ExitCode.USAGE)
@@ -41,6 +44,16 @@ def validate_message(message: str) -> str:
         raise DevtoolError(f"The migration message is {len(message)} characters long (at most {MAX_MESSAGE_LENGTH}).",
                            hint="Keep it to one line; put details in the revision file's docstring.",
                            exit_code=ExitCode.USAGE)
+    for position, char in enumerate(message, start=1):
+        category = unicodedata.category(char)
+        if category == "Cs":  # a byte the terminal's encoding could not decode, smuggled in as a surrogate
+            raise DevtoolError(f"The migration message is not valid text (an undecodable byte at character "
+                               f"{position}); nothing was written.", exit_code=ExitCode.USAGE,
+                               hint="Type it again in your terminal's encoding (UTF-8).")
+        if category == "Cc" and char not in "\n\t":
+            raise DevtoolError(f"The migration message contains a control character (U+{ord(char):04X} at character "
+                               f"{position}); nothing was written.", exit_code=ExitCode.USAGE,
+                               hint="Use printable text; line breaks and tabs are fine.")
     return message
 
 
@@ -93,7 +106,12 @@ def upgrade(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapsh
 
 def status(ctx: Context, *, models: bool = False, model_changes: bool = False, start: bool = False) -> StatusResult:
     agent: Agent = ctx.target.agent(start=start)
-    return agent.call(StatusRequest(models=models, model_changes=model_changes))
+    result = agent.call(StatusRequest(models=models, model_changes=model_changes))
+    if result.database_error is not None:
+        from toolkit.dialects import unreachable_hint
+
+        result.database_hint = unreachable_hint(ctx, result.database, result.database_error)
+    return result
 
 
 def _approve(result: MigrationResult, yes: bool, confirm: Confirm) -> list[str]:

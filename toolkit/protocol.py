@@ -65,9 +65,14 @@ ERRORS = {
     ErrorCode.MULTIPLE_HEADS: (ExitCode.MULTIPLE_HEADS,
                                "Both branches of a git merge added a revision. Merge them: `devtool sync --merge` (the "
                                "database too) or `devtool migrate --merge \"MESSAGE\"`."),
-    ErrorCode.APP_NOT_LOADED: (ExitCode.MIGRATION_FAILED, "Check FLASK_APP and that the app imports; `devtool -v` "
-                                                          "shows more."),
-    ErrorCode.REVISION_UNREADABLE: (ExitCode.MIGRATION_FAILED, "Fix or remove that file; nothing was changed."),
+    ErrorCode.APP_NOT_LOADED: (ExitCode.APP_NOT_LOADED, "Fix the app's error above (or FLASK_APP); `devtool -v` "
+                                                        "shows the whole traceback. Nothing was changed."),
+    ErrorCode.DATABASE_UNREACHABLE: (ExitCode.DATABASE_UNAVAILABLE,
+                                     "Check that the database runs (`devtool status`) and the backend's DATABASE_URL "
+                                     "(host, port, user, password, database name)."),
+    ErrorCode.REVISION_UNREADABLE: (ExitCode.REVISION_FILE, "Fix or remove that file; nothing was changed."),
+    ErrorCode.HISTORY_BROKEN: (ExitCode.REVISION_FILE, "Restore the missing revision file (e.g. from git), or fix "
+                                                       "down_revision in the file named; nothing was changed."),
     ErrorCode.GENERATE_FAILED: (ExitCode.MIGRATION_FAILED, "Fix the cause above, then run `devtool migrate` again; "
                                                            "no revision file was kept."),
     ErrorCode.UPGRADE_FAILED: (ExitCode.MIGRATION_FAILED, "Nothing of the failing revision was applied. Fix it (the "
@@ -144,10 +149,12 @@ def agent_command(request: Request) -> list[str]:
 class Agent:
     """devtool's agent in one container: `call` for a typed result, `flask` for streamed passthrough."""
 
-    def __init__(self, ctx: Any, container: Any, *, on_lost: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, ctx: Any, container: Any, *, on_lost: Callable[[Any], None] | None = None,
+                 host_path: Callable[[str], str] | None = None) -> None:
         self.ctx, self.container = ctx, container
         self.on_lost = on_lost  # explains a container that stopped under the agent (raises)
         self.stopped: str | None = None  # the signal that told the request under way to stop
+        self.host_path = host_path  # where a file the container names lies on the host
 
     def keep(self, line: bytes | str) -> None:
         """A KEEP_MARK line: the agent applied a revision; keep a copy of its file in the project's state."""
@@ -236,7 +243,7 @@ class Agent:
             self.ctx.out.raw(text[:marker].encode(), stderr=True)
         answer = json.loads(text[marker + len(RESULT_MARK):].splitlines()[0])
         if not answer["ok"]:
-            raise failure_error(decode(Failure, answer["failure"]))
+            raise failure_error(self._for_the_user(decode(Failure, answer["failure"])))
         result = decode(RESULTS[type(request)], answer["result"])
         if self.stopped:
             raise DevtoolError(f"Interrupted ({self.stopped}) after devtool's agent had finished: "
@@ -244,6 +251,17 @@ class Agent:
                                hint=ERRORS[ErrorCode.INTERRUPTED][1], exit_code=ExitCode.INTERRUPTED,
                                data=dataclasses.asdict(result))
         return result
+
+    def _for_the_user(self, failure: Failure) -> Failure:
+        """The host's view of a failure: the file it names as the user sees it, and what to do about a database
+        the backend cannot reach (the database service's state is known here, not in the container)."""
+        if failure.path and self.host_path is not None:
+            failure.message = failure.message.replace(failure.path, self.host_path(failure.path))
+        if failure.code == ErrorCode.DATABASE_UNREACHABLE and failure.database is not None and not failure.hint:
+            from toolkit.dialects import unreachable_hint
+
+            failure.hint = unreachable_hint(self.ctx, failure.database, failure.error or failure.message)
+        return failure
 
     def _no_result(self, code: int, log: str) -> None:
         if self.on_lost is not None:
@@ -405,7 +423,7 @@ def _finished(result: Any) -> str:
 
 def failure_error(failure: Failure) -> DevtoolError:
     code, hint = ERRORS.get(failure.code, (ExitCode.MIGRATION_FAILED, None))
-    return DevtoolError(failure.message, hint=hint, exit_code=code, detail=_detail(failure),
+    return DevtoolError(failure.message, hint=failure.hint or hint, exit_code=code, detail=_detail(failure),
                         data={k: v for k, v in dataclasses.asdict(failure).items() if v})
 
 

@@ -101,6 +101,22 @@ def down(ctx: Context, *, volumes: bool = False) -> None:
     _state_file(ctx).unlink(missing_ok=True)
 
 
+def service_problem(ctx: Context, service: str, container: Any | None) -> str | None:
+    """What is wrong with a service's container (None when it is in order: running and healthy, or a one-shot
+    job without a healthcheck that finished well)."""
+    if container is None:
+        return "not created"
+    state = container.attrs.get("State", {})
+    if container.status != "running":
+        if (service != _backend_hint(ctx) and not ctx.project.has_healthcheck(service)
+                and container.status == "exited" and state.get("ExitCode") == 0):
+            return None
+        return container.status + (f" (exit code {state.get('ExitCode')})" if container.status == "exited" else "")
+    if health(container) not in (None, "healthy"):
+        return health(container)
+    return None
+
+
 def _backend_hint(ctx: Context) -> str:
     """The backend service as the migration commands find it; "backend" when it cannot be resolved."""
     return ctx.services.backend_if_known or "backend"

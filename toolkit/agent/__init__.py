@@ -5,7 +5,8 @@ with the app's own Python, so it may use only the standard library and what the 
 Flask-Migrate, Alembic, SQLAlchemy), from Python 3.8 and with Flask 2/3, Flask-SQLAlchemy 2/3, Flask-Migrate 3/4,
 SQLAlchemy 1.4/2.x. The host imports only `protocol` (the contract) and, in tests, `review` (pure).
 
-Modules: protocol (requests, results, codes), app (loading the app), review (judging revision files), models
-(models the app never loads), apply (lock and upgrade), actions (one function per request), files (ownership of
-written files), server (the warm server), main (entry point and dispatch table).
+Modules: protocol (requests, results, codes), app (loading the app, naming failures), review (judging revision
+files), models (models the app never loads), enums (enum types in autogenerate), dialects (lock, enum SQL), apply
+(upgrade), actions (one function per request), files (ownership of written files), server (the warm server), main
+(entry point and dispatch table).
 """

@@ -7,20 +7,21 @@ import os
 import sys
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
-from .app import (AgentError, Session, current_revision, database_of, describe, error_text, fail, first_line, log,
-                  review_file)
+from . import enums
+from .app import (AgentError, Session, current_revision, database_of, describe, error_text, fail, file_failure,
+                  first_line, log, review_file, so_far)
 from .apply import apply_pending, database_lost, downgrade, keep_applied, stop_if_client_gone, with_callback
 from .client import client_gone, on_client_gone
 from .dialects import (connection_environment, connection_lost, database_copies, dialect_of, file_snapshots,
                        migration_lock)
 from .files import Written, database_files, hand_over_all, watch_files
-from .models import add_imports, unloaded_models
-from .protocol import (COPY_PREFIX, DEBUG_MARK, FLASK_DATABASE_LOST, BindState, CommandsResult, ConnectionResult, CopyResult, Database, DropResult,
-                       ErrorCode, FileSnapshotResult, MigrationResult, ModelChange, PendingRevision, Revision,
-                       RevisionsResult, SnapshotDatabase, Status, StatusResult)
-from .review import needs_review
+from .models import add_imports, load_modules, unloaded_models
+from .protocol import (COPY_PREFIX, DEBUG_MARK, FLASK_DATABASE_LOST, BindState, CommandsResult, ConnectionResult,
+                       CopyResult, Database, DropResult, ErrorCode, FileSnapshotResult, MigrationResult, ModelChange,
+                       PendingRevision, Revision, RevisionsResult, SnapshotDatabase, Status, StatusResult)
+from .review import needs_review, read_source
 from .sync import kept_versions, known, orphan_chain, orphans, pending_after, refuse_orphans, review_downgrades
 
 
@@ -30,10 +31,18 @@ def migrate(request) -> MigrationResult:
     session = Session(request)
     stop_if_client_gone([], "anything started (the app was loading)")
     result = MigrationResult(status=Status.NO_CHANGES, database=session.database())
-    missing, packages = unloaded_models(session.db)
+    missing, packages, result.unscanned_modules = unloaded_models(session.db)
     if missing and request.fix_imports:
-        left = add_imports(packages, missing)
+        left, looked = add_imports(packages, missing)
         result.fixed_imports = [m for m in missing if m.fixed_in]
+        if left:
+            raise fail(ErrorCode.MODELS_NOT_IMPORTED, "Models defined but never loaded by the app, and --fix-imports "
+                       "found no init_app function to add their imports to (looked in %s); nothing was changed."
+                       % (", ".join(looked) or "no package of the app"), models=left,
+                       path=looked[0] if looked else None,
+                       hint="Add the import lines above where the app sets up its models (e.g. in create_app), "
+                            "then run `devtool migrate` again.")
+        load_modules(result.fixed_imports)  # as the app will from now on: this revision includes them
         missing = left
     if missing:
         raise fail(ErrorCode.MODELS_NOT_IMPORTED, "Models defined but never loaded by the app.", models=missing)
@@ -58,7 +67,7 @@ def migrate(request) -> MigrationResult:
             result.applied = list(result.upgraded_first)
             result.current_after = session.current()
         stop_if_client_gone(result.applied, "the revision was generated")
-        result.revision = _generate(session, request.message, result.applied)
+        result.revision = _generate(session, request.message, result.applied, result.current_after)
         if result.revision is None:
             result.status = Status.APPLIED if result.applied else Status.NO_CHANGES
             return result
@@ -205,26 +214,37 @@ class EmptyCheck:
         self.empty = bool(directives) and all(ops.is_empty() for ops in directives[0].upgrade_ops_list)
 
 
-def _generate(session, message: str, applied: List[Revision]):
-    """Autogenerate a revision file; None when the models match the database. A failure leaves no file."""
+def _generate(session, message: str, applied: List[Revision], current: List[str]):
+    """Autogenerate a revision file; None when the models match the database. A failure, or a file that would not
+    keep the message exactly as its docstring, leaves no file behind."""
     from alembic import command
 
     written = Written(session.directory)
     empty = EmptyCheck(applied)
+    enums.install()
     try:
-        revision = command.revision(session.config(autogenerate=True), message=message, autogenerate=True,
-                                    process_revision_directives=empty)
-    except AgentError:
+        revision = command.revision(session.config(autogenerate=True), message=docstring_text(message),
+                                    autogenerate=True, process_revision_directives=empty)
+    except AgentError:  # devtool went away: stopped before the file was written
         _remove(written.new())
         raise
     except Exception as exc:
         import traceback
 
         traceback.print_exc()
-        _remove(written.new())
+        new = written.new()
+        _remove(new)
         if connection_lost(None, exc):
             raise database_lost(error_text(exc), applied)
-        raise fail(ErrorCode.GENERATE_FAILED, "Autogenerate failed: %s" % first_line(exc), error=error_text(exc))
+        unreadable = file_failure(exc, [session.directory])
+        if unreadable is not None and unreadable.failure.path not in new:  # env.py, or another revision file
+            unreadable.failure.message += ". No revision file was written. " + so_far(applied, current)
+            raise unreadable from None
+        what = "the revision file written for this message could not be loaded, so it was removed" \
+            if unreadable is not None else "no revision file was written"
+        raise fail(ErrorCode.GENERATE_FAILED, "Autogenerate failed: %s; %s. %s" % (
+            first_line(exc).rstrip("."), what, so_far(applied, current)), error=error_text(exc), applied=applied,
+                   current=current)
     if isinstance(revision, list):
         revision = revision[0] if revision else None
     if revision is not None and empty.empty:  # an env.py without Flask-Migrate's check wrote an empty file
@@ -232,8 +252,35 @@ def _generate(session, message: str, applied: List[Revision]):
         revision = None
     if revision is None:
         return None
+    problem = _unfaithful(revision.path, message)
+    if problem:
+        _remove(written.new())
+        raise fail(ErrorCode.GENERATE_FAILED, "The revision file for this message %s, so it was not kept. %s" % (
+            problem, so_far(applied, current)), applied=applied, current=current,
+                   hint="Use a plainer message (the revision template, script.py.mako, decides where it goes).")
     written.hand_over()
     return describe(revision)
+
+
+def docstring_text(message: str) -> str:
+    """The message as it must be written inside the template's triple-quoted docstring for Python to read it
+    back exactly: backslashes and quotes escaped."""
+    return message.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _unfaithful(path: str, message: str) -> Optional[str]:
+    """Why the written revision file is not what the user asked for (None when it is): Python must read it, and
+    its docstring, where it has one, must hold the message exactly."""
+    import ast
+
+    try:
+        tree = ast.parse(read_source(path))
+    except (SyntaxError, UnicodeDecodeError, ValueError) as exc:
+        return "is not valid Python (%s)" % first_line(exc)
+    docstring = ast.get_docstring(tree, clean=False)
+    if docstring is not None and message not in docstring:
+        return "would not show the message exactly in its docstring"
+    return None
 
 
 def _remove(paths) -> None:
@@ -242,16 +289,31 @@ def _remove(paths) -> None:
             os.rmdir(path) if os.path.isdir(path) else os.remove(path)
         except OSError:
             pass
+        stem, extension = os.path.splitext(os.path.basename(path))
+        cache = os.path.join(os.path.dirname(path), "__pycache__")
+        if extension == ".py" and os.path.isdir(cache):  # what importing it left behind
+            for name in os.listdir(cache):
+                if name.startswith(stem + ".") and name.endswith(".pyc"):
+                    try:
+                        os.remove(os.path.join(cache, name))
+                    except OSError:
+                        pass
 
 
 def status(request) -> StatusResult:
+    """Heads, the database's revision and what is pending; a database that cannot be read is reported in the
+    result (database_error) with everything that could be looked at without it."""
     session = Session(request)
     script = session.script()
     result = StatusResult(heads=session.heads(script), database=session.database(), directory=session.directory)
+    if request.models:
+        result.unloaded_models, _, result.unscanned_modules = unloaded_models(session.db)
     try:
         result.current = session.current()
-    except Exception as exc:
-        result.database_error = first_line(exc)
+    except AgentError as exc:
+        if exc.failure.code != ErrorCode.DATABASE_UNREACHABLE:
+            raise
+        result.database_error = exc.failure.message
         return result
     result.dialect, result.server_version = dialect_of(session.engine())
     result.binds = _bind_states(session)
@@ -266,8 +328,6 @@ def status(request) -> StatusResult:
         result.known = known(script)
     elif len(result.heads) == 1:
         result.pending = session.pending(script, result.current)
-    if request.models:
-        result.unloaded_models = unloaded_models(session.db)[0]
     if request.model_changes:
         result.model_changes = _model_changes(session)
     return result
@@ -291,9 +351,10 @@ def _model_changes(session) -> List[ModelChange]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    enums.install()
     changes = []
     for bind in [None] + session.binds():
-        with session.engine(bind).connect() as connection:
+        with session.connect(bind) as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             changes += [replace(_diff(d), bind=bind) for d in compare_metadata(context, session.metadata(bind))]
     return changes
@@ -368,17 +429,19 @@ def flask(request) -> None:
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:
-        if not connection_lost(None, exc):
-            raise
         import traceback
 
-        for line in traceback.format_exc().splitlines():  # with -v only
-            sys.stderr.write(DEBUG_MARK + line + "\n")
-        sys.stderr.write("Lost the connection to the database during `flask %s` (%s): %s; a revision under way is "
-                         "rolled back by the server. `devtool status` tells where the database is once it answers.\n"
-                         % (" ".join(args), first_line(exc), ("applied before: %s" % ", ".join(applied)) if applied
-                            else "nothing was applied"))
-        code = FLASK_DATABASE_LOST
+        if not connection_lost(None, exc):  # what `flask` itself would do: the traceback, exit code 1
+            traceback.print_exc()
+            code = 1
+        else:
+            for line in traceback.format_exc().splitlines():  # with -v only
+                sys.stderr.write(DEBUG_MARK + line + "\n")
+            sys.stderr.write("Lost the connection to the database during `flask %s` (%s): %s; a revision under way "
+                             "is rolled back by the server. `devtool status` tells where the database is once it "
+                             "answers.\n" % (" ".join(args), first_line(exc), ("applied before: %s" % ", ".join(applied))
+                                             if applied else "nothing was applied"))
+            code = FLASK_DATABASE_LOST
     for written in watched.values():
         written.hand_over()
     hand_over_all()

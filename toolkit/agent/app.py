@@ -38,7 +38,46 @@ def first_line(exc: BaseException) -> str:
 
 def error_text(exc: BaseException) -> str:
     original = getattr(exc, "orig", None) or exc
+    if isinstance(original, SyntaxError) and original.filename:  # the whole path, not only the file's name
+        return "%s (%s, line %s)" % (original.msg, original.filename, original.lineno)
     return str(original).strip() or type(original).__name__
+
+
+def file_failure(exc: BaseException, directories: List[str]) -> Optional[AgentError]:
+    """A failure naming the file of `directories` (the migrations folder, the versions folders) that Python
+    could not read or run, when that is what `exc` is; None otherwise."""
+    path, line = None, None
+    if isinstance(exc, SyntaxError) and exc.filename:
+        path, line = exc.filename, exc.lineno
+    else:
+        traceback = exc.__traceback__
+        while traceback is not None:
+            name = traceback.tb_frame.f_code.co_filename
+            if any(os.path.abspath(name).startswith(os.path.join(d, "")) for d in directories):
+                path, line = name, traceback.tb_lineno
+            traceback = traceback.tb_next
+    if path is None or not any(os.path.abspath(path).startswith(os.path.join(d, "")) for d in directories):
+        return None
+    reason = exc.msg if isinstance(exc, SyntaxError) else "%s: %s" % (type(exc).__name__, first_line(exc))
+    return fail(ErrorCode.REVISION_UNREADABLE, "Cannot read %s%s: %s" % (
+        path, " (line %s)" % line if line else "", reason), path=path)
+
+
+def so_far(done: List[Revision], current: Optional[List[str]], verb: str = "applied") -> str:
+    """What a request that failed had changed: the revisions it applied (or downgraded) and where the database
+    is now."""
+    at = ", ".join(current) if current else ("base" if current is not None else "unknown")
+    if not done:
+        return "Nothing was %s; the database is at %s." % (verb, at)
+    return "%s before that: %s; the database is now at %s." % (verb.capitalize(), ", ".join(r.id for r in done), at)
+
+
+def where(database: Database) -> str:
+    """The database in words, without its password: `shop on db:5432 as shop (postgresql)`."""
+    if not database.host:
+        return "%s (%s)" % (database.name or "(default)", database.backend)
+    return "%s on %s%s as %s (%s)" % (database.name, database.host, ":%s" % database.port if database.port else "",
+                                      database.user, database.backend)
 
 
 def describe(revision) -> Revision:
@@ -58,7 +97,7 @@ class Session:
             self.app = info.load_app()
         except Exception as exc:  # NoAppException and the app's own import errors
             raise fail(ErrorCode.APP_NOT_LOADED, "Flask could not load the app: %s" % first_line(exc),
-                       error=error_text(exc))
+                       error=error_text(exc), path=exc.filename if isinstance(exc, SyntaxError) else None)
         self.app.app_context().push()
         state = self.app.extensions.get("migrate")
         if state is None:
@@ -75,14 +114,16 @@ class Session:
         return self.migrate_state.migrate.get_config(self.directory, opts=["autogenerate"] if autogenerate else None)
 
     def script(self, extra_versions: Optional[str] = None):
-        """The checkout's revisions; with `extra_versions`, also the revision files in that folder (the kept
-        copies sync downgrades from)."""
+        """The checkout's revisions, every revision file read: one that Python cannot read, or a revision that
+        refers to one no file defines, is named here rather than failing whatever comes next. With
+        `extra_versions`, also the revision files in that folder (the kept copies sync downgrades from)."""
         from alembic.script import ScriptDirectory
 
         script = ScriptDirectory.from_config(self.config())
         if extra_versions:
             own = list(script.version_locations or []) or [os.path.join(script.dir, "versions")]
             script.version_locations = own + [extra_versions]
+        load_history(script, [self.directory] + list(script.version_locations or [script.versions]))
         return script
 
     def engine(self, bind: Optional[str] = None):
@@ -124,11 +165,28 @@ class Session:
                 table.to_metadata(chosen) if hasattr(table, "to_metadata") else table.tometadata(chosen)
         return chosen
 
+    def connect(self, bind: Optional[str] = None):
+        """A connection to the app's database (or a bind's). Failing to connect is named as such: which database
+        and the driver's reason (the host adds what to do about it)."""
+        try:
+            return self.engine(bind).connect()
+        except Exception as exc:
+            database = database_of(self.engine(bind).url)
+            raise fail(ErrorCode.DATABASE_UNREACHABLE, "Cannot connect to the app's database %s%s: %s" % (
+                where(database), " (bind %s)" % bind if bind else "", first_line(exc)), error=error_text(exc),
+                       database=database)
+
     def current(self, bind: Optional[str] = None) -> List[str]:
         from alembic.runtime.migration import MigrationContext
 
-        with self.engine(bind).connect() as connection:
-            return sorted(MigrationContext.configure(connection).get_current_heads())
+        with self.connect(bind) as connection:
+            try:
+                return sorted(MigrationContext.configure(connection).get_current_heads())
+            except Exception as exc:
+                database = database_of(self.engine(bind).url)
+                raise fail(ErrorCode.DATABASE_UNREACHABLE, "Cannot read the revision of the app's database %s%s: "
+                           "%s" % (where(database), " (bind %s)" % bind if bind else "", first_line(exc)),
+                           error=error_text(exc), database=database)
 
     def currents(self) -> List[str]:
         """The revisions of every database of the app together (each keeps its own alembic_version)."""
@@ -198,6 +256,54 @@ def current_revision(url) -> Optional[List[str]]:
         return None
     finally:
         engine.dispose()
+
+
+def load_history(script, directories: List[str]) -> None:
+    import warnings
+
+    from alembic.script.revision import RevisionError
+
+    directories = sorted({os.path.abspath(d) for d in directories})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            script.revision_map.heads
+        except RevisionError as exc:
+            raise fail(ErrorCode.HISTORY_BROKEN, "The migration history is broken: %s." % first_line(exc).rstrip("."),
+                       error=error_text(exc), directory=script.dir)
+        except KeyError as exc:  # a down_revision that no file defines (Alembic warns, then fails to look it up)
+            missing = exc.args[0] if exc.args else "?"
+            path = _referring_file(directories, str(missing))
+            said = [str(w.message) for w in caught if "is not present" in str(w.message)]
+            raise fail(ErrorCode.HISTORY_BROKEN, "The migration history is broken: %s revises %s, which no revision "
+                       "file defines." % (path or "; ".join(said) or "a revision", missing), path=path,
+                       directory=script.dir)
+        except Exception as exc:
+            failure = file_failure(exc, directories)
+            if failure is None:
+                raise
+            raise failure
+
+
+def _referring_file(directories: List[str], missing: str) -> Optional[str]:
+    """The revision file whose down_revision (or depends_on) names `missing`."""
+    import ast
+
+    for directory in directories:
+        for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+            path = os.path.join(directory, name)
+            if not name.endswith(".py"):
+                continue
+            try:
+                tree = ast.parse(read_source(path))
+            except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+                continue
+            for node in tree.body:
+                if isinstance(node, ast.Assign) and any(getattr(t, "id", None) in ("down_revision", "depends_on")
+                                                        for t in node.targets):
+                    if missing in [getattr(c, "value", None) for c in ast.walk(node.value)]:
+                        return path
+    return None
 
 
 def review_file(path: str, function: str = "upgrade"):

@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Callable, List, Optional
 
-from .app import describe, error_text, fail, first_line, log
+from .app import describe, error_text, fail, file_failure, first_line, log, so_far
 from .client import client_gone
 from .dialects import Applying, connection_lost
 from .protocol import KEEP_MARK, ErrorCode, Revision, RevisionFile
@@ -138,13 +138,17 @@ def _run(session, script, plan: Callable, doing: str, done_verb: str, failure_co
         if connection_lost(None, exc):
             raise database_lost(error_text(exc), done, None if failed is None or (running[1], failed.id) in finished
                                 else failed)
-        if failed is None or (running[1], failed.id) in finished:
-            raise
+        if failed is None or (running[1], failed.id) in finished:  # env.py, not a revision, failed
+            unreadable = file_failure(exc, [session.directory])
+            if unreadable is None:
+                raise
+            raise unreadable from None
         if several:  # a multi-database env.py commits all databases together, or rolls all of them back
             done[:] = _still_done(session, script, done, upwards=done_verb == "applied")
         where = " in database %s" % running[1] if running[1] else ""
         raise _failed(session, failed, exc, done, failure_code, failure % (failed.id, failed.message, where,
-                                                                            first_line(exc)), applying)
+                                                                            first_line(exc).rstrip(".")),
+                      applying, done_verb)
     finally:
         args.clear()
         args.update(saved)
@@ -162,16 +166,19 @@ def _still_done(session, script, done: List[Revision], upwards: bool) -> List[Re
 
 
 def _failed(session, failed: Revision, exc: Exception, done: List[Revision], failure_code: str, message: str,
-            applying: Applying) -> Exception:
+            applying: Applying, done_verb: str) -> Exception:
     """What a failed revision did: rolled back whole, or (where schema changes commit at once) which of its
-    statements stay."""
+    statements stay; and what the request had done before it."""
     current = session.current()
     stayed = applying.stayed()
     if not stayed:
-        return fail(failure_code, message, revision=failed, error=error_text(exc), applied=done, current=current)
+        return fail(failure_code, "%s. Its transaction was rolled back. %s" % (message, so_far(done, current,
+                                                                                                done_verb)),
+                    revision=failed, error=error_text(exc), applied=done, current=current)
+    before = " %s before it: %s." % (done_verb.capitalize(), ", ".join(r.id for r in done)) if done else ""
     return fail(ErrorCode.PARTLY_APPLIED, "%s. %s commits each schema change at once: %s applied (listed below), "
-                "and the database's revision is still %s." % (
+                "and the database's revision is still %s.%s" % (
                     message, applying.engine_label(),
                     "its first statement stays" if len(stayed) == 1 else "%d of its statements stay" % len(stayed),
-                    ", ".join(current) or "base"),
+                    ", ".join(current) or "base", before),
                 revision=failed, error=error_text(exc), applied=done, current=current, statements=stayed)

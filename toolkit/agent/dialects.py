@@ -498,3 +498,102 @@ def connection_lost(backend: Optional[str], exc: BaseException) -> bool:
         original = getattr(exc, "orig", None) or exc
         backend = DRIVERS.get(type(original).__module__.split(".")[0])
     return LOST.get(backend, invalidated)(exc)
+
+
+class EnumColumn:
+    """A column whose type is (an array of) an enum type, with its server default as SQL text."""
+
+    def __init__(self, schema, table: str, column: str, is_array: bool = False, default=None) -> None:
+        self.schema, self.table, self.column = schema, table, column
+        self.is_array, self.default = is_array, default
+
+    def __repr__(self) -> str:
+        return "%s.%s" % (self.table, self.column)
+
+
+class PostgresEnums:
+    """Postgres enum types: what the database defines (pg_enum, in label order), which columns use them, and the
+    SQL that changes them. Types are keyed (schema, name), the schema None for the connection's default one."""
+
+    def defined(self, connection):
+        from sqlalchemy import text
+
+        default = connection.dialect.default_schema_name
+        found = {}
+        for schema, name, label in connection.execute(text(
+                "SELECT n.nspname, t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
+                "JOIN pg_namespace n ON n.oid = t.typnamespace ORDER BY n.nspname, t.typname, e.enumsortorder")):
+            found.setdefault((None if schema == default else schema, name), []).append(label)
+        return found
+
+    def columns(self, connection):
+        from sqlalchemy import text
+
+        default = connection.dialect.default_schema_name
+        found = {}
+        for type_schema, type_name, schema, table, column, is_array, column_default in connection.execute(text(
+                "SELECT tn.nspname, t.typname, n.nspname, c.relname, a.attname, at.typcategory = 'A', "
+                "pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_type at ON at.oid = a.atttypid "
+                "JOIN pg_type t ON t.oid = CASE WHEN at.typcategory = 'A' THEN at.typelem ELSE at.oid END "
+                "JOIN pg_namespace tn ON tn.oid = t.typnamespace "
+                "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                "WHERE t.typtype = 'e' AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+                "ORDER BY n.nspname, c.relname, a.attnum")):
+            key = (None if type_schema == default else type_schema, type_name)
+            found.setdefault(key, []).append(EnumColumn(None if schema == default else schema, table, column,
+                                                        bool(is_array), column_default))
+        return found
+
+    # The SQL, given the dialect's identifier quoting (`quote`): each statement one string.
+
+    @staticmethod
+    def literal(value: str) -> str:
+        return "'%s'" % value.replace("'", "''")
+
+    def type_name(self, quote, schema, name: str) -> str:
+        return "%s.%s" % (quote(schema), quote(name)) if schema else quote(name)
+
+    def create(self, quote, schema, name: str, labels) -> str:
+        return "CREATE TYPE %s AS ENUM (%s)" % (self.type_name(quote, schema, name),
+                                               ", ".join(self.literal(label) for label in labels))
+
+    def drop(self, quote, schema, name: str) -> str:
+        return "DROP TYPE %s" % self.type_name(quote, schema, name)
+
+    def add_value(self, quote, schema, name: str, label: str, before=None, after=None) -> str:
+        """ALTER TYPE ... ADD VALUE: Postgres 12+ runs it in a transaction, but the new label cannot be used before
+        that transaction commits; the revision runs it in an autocommit block."""
+        place = " BEFORE %s" % self.literal(before) if before is not None else (
+            " AFTER %s" % self.literal(after) if after is not None else "")
+        return "ALTER TYPE %s ADD VALUE IF NOT EXISTS %s%s" % (self.type_name(quote, schema, name),
+                                                              self.literal(label), place)
+
+    def recreate(self, quote, schema, name: str, labels, columns) -> list:
+        """Labels removed or reordered: a new type replaces the old one, each column cast through text (a row
+        holding a label that is gone makes it fail, and the transaction rolls back)."""
+        old_name = name + "_old"
+        full, old = self.type_name(quote, schema, name), self.type_name(quote, schema, old_name)
+        statements = ["ALTER TYPE %s RENAME TO %s" % (full, quote(old_name)), self.create(quote, schema, name, labels)]
+        for column in columns:
+            table = self.type_name(quote, column.schema, column.table)
+            target, through = (full + "[]", "text[]") if column.is_array else (full, "text")
+            if column.default is not None:
+                statements.append("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT" % (table, quote(column.column)))
+            statements.append("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s::%s" % (
+                table, quote(column.column), target, quote(column.column), through, target))
+            if column.default is not None:
+                statements.append("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s" % (
+                    table, quote(column.column), column.default))
+        statements.append("DROP TYPE %s" % old)
+        return statements
+
+
+ENUMS = {"postgresql": PostgresEnums}
+
+
+def enum_support(dialect_name: str):
+    """The enum-type handling of a database that has named enum types (Postgres), else None."""
+    support = ENUMS.get(dialect_name)
+    return support() if support else None

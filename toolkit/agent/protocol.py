@@ -49,11 +49,13 @@ class Risk:
 
 class ErrorCode:
     APP_NOT_LOADED = "app_not_loaded"
+    DATABASE_UNREACHABLE = "database_unreachable"  # connecting to (or reading) the app's database failed
     NO_FLASK_MIGRATE = "no_flask_migrate"
     NO_MIGRATIONS = "no_migrations"
     MODELS_NOT_IMPORTED = "models_not_imported"
     MULTIPLE_HEADS = "multiple_heads"
-    REVISION_UNREADABLE = "revision_unreadable"
+    REVISION_UNREADABLE = "revision_unreadable"  # a file of the migrations folder Python cannot read
+    HISTORY_BROKEN = "history_broken"  # a revision refers to one no file defines, or the history has a cycle
     GENERATE_FAILED = "generate_failed"
     UPGRADE_FAILED = "upgrade_failed"  # the failing revision rolled back whole
     PARTLY_APPLIED = "partly_applied"  # the failing revision's first statements stay (MySQL commits DDL at once)
@@ -90,13 +92,14 @@ class Change:
     op: str
     label: str
     table: Optional[str] = None
-    column: Optional[str] = None
+    column: Optional[str] = None  # the column, or the columns an index or constraint covers ("a, b")
     risk: str = Risk.SAFE
     reason: str = ""
     revision: Optional[str] = None  # set where changes of several revisions are listed together
     # a multi-database revision (flask db init --multidb): the database it runs in, as Flask-Migrate names
     # engines ('' the main database, else the bind's key); None in a single-database revision
     bind: Optional[str] = None
+    name: Optional[str] = None  # the index, constraint or enum type the operation names
 
 
 @dataclass
@@ -326,6 +329,7 @@ class MigrationResult:
     changes: List[Change] = field(default_factory=list)  # its operations
     merged: Optional[Revision] = None  # the merge revision --merge wrote
     fixed_imports: List[UnloadedModel] = field(default_factory=list)
+    unscanned_modules: List[str] = field(default_factory=list)  # "module: why": not looked at for models
     lock_waited: float = 0.0
     snapshot: Optional[Dict[str, Any]] = None  # taken by the host before applying destructive changes
 
@@ -347,8 +351,10 @@ class StatusResult:
     directory: str
     current: Optional[List[str]] = None  # None: the database could not be read (database_error says why)
     database_error: Optional[str] = None
+    database_hint: Optional[str] = None  # what to do about database_error (filled in by the host)
     pending: List[PendingRevision] = field(default_factory=list)
     unloaded_models: List[UnloadedModel] = field(default_factory=list)
+    unscanned_modules: List[str] = field(default_factory=list)  # "module: why" for modules not looked at for models
     model_changes: List[ModelChange] = field(default_factory=list)
     orphans: List[str] = field(default_factory=list)  # current revisions the checkout does not have
     known: List[str] = field(default_factory=list)  # every revision of the checkout, filled only with orphans
@@ -414,6 +420,8 @@ class Failure:
     heads: List[Revision] = field(default_factory=list)
     models: List[UnloadedModel] = field(default_factory=list)
     statements: List[str] = field(default_factory=list)  # PARTLY_APPLIED: the failed revision's that stay
+    database: Optional[Database] = None  # the database that could not be reached
+    hint: Optional[str] = None  # a next step for this very failure (otherwise the code's own hint applies)
 
 
 RESULTS = {MigrateRequest: MigrationResult, UpgradeRequest: MigrationResult, StatusRequest: StatusResult,

@@ -29,6 +29,30 @@ class DevtoolGroup(TyperGroup):
             _output(ctx).warn("Interrupted: nothing further was started (devtool's agent in the container starts "
                               "nothing new either). `devtool status` shows where the stack and the database are.")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except Exception as exc:  # click's (or typer's own copy of click's) NoSuchOption: by name
+            value = _dash_value(exc)
+            if value is None:
+                raise
+            import shlex
+
+            command = exc.ctx.info_name
+            said = exc.format_message().rstrip(".") if value == exc.option_name else \
+                f"No such option: {exc.option_name} (in {value!r})"
+            _output(ctx).error(f"{said}.", hint=f"If {value!r} is meant as the value, not an option, put it after "
+                                                f"`--` (options before it): devtool {command} [OPTIONS] -- "
+                                                f"{shlex.quote(value)}")
+            raise typer.Exit(ExitCode.USAGE) from None
+
+
+def _dash_value(exc: Exception) -> str | None:
+    """The argument the user meant as a value (a migration message starting with '-') that click read as an
+    unknown option; None for any other error, or a command that takes no value."""
+    if type(exc).__name__ != "NoSuchOption" or getattr(exc, "ctx", None) is None:
+        return None
+    if not any(getattr(p, "param_type_name", "") == "argument" for p in exc.ctx.command.params):
+        return None
+    option = exc.option_name or ""
+    return next((a for a in sys.argv[1:] if a.startswith(option) and a not in ("--help", "-h")), None)
 
 
 def _output(ctx):

@@ -18,4 +18,7 @@ def command(ctx: typer.Context, json_output: bool = typer.Option(False, "--json"
         out.error(problem)
     if not verdict.ok:
         raise typer.Exit(verdict.exit_code)
-    out.success("Migrations are consistent: one head, database at head, models match.")
+    status = verdict.status
+    heads = ", ".join(h.id for h in status.heads) or "none"
+    out.success(f"Migrations are consistent: {len(status.heads)} head ({heads}), database at "
+                f"{', '.join(status.current) or 'base'}, every model loaded and matching the database.")

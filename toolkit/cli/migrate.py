@@ -63,13 +63,16 @@ def render(out, result) -> None:
     if result.snapshot:
         out.info(f"Snapshot {result.snapshot['name']} ({result.snapshot['kind']}) taken before applying; "
                  f"`devtool restore --latest` brings the data back.")
+    for module in result.unscanned_modules:
+        out.warn(f"Not looked at for models (it could not be imported): {module}.")
     if result.revision is None:
         applied = "; ".join(f"{r.id} ({r.message})" for r in result.upgraded_first)
         if applied:  # what was approved and applied is the news, not that the models had nothing new
             out.success(f"Migrated: applied {applied}; database now at {', '.join(result.current_after) or 'base'}. "
                         f"No further model changes: no new revision written.")
         else:
-            out.success(f"No schema changes detected; no revision written. Database at "
+            unseen = " among the models that could be loaded" if result.unscanned_modules else ""
+            out.success(f"No schema changes detected{unseen}; no revision written. Database at "
                         f"{', '.join(result.current_after) or 'base'}.")
         return
     for revision in result.upgraded_first:

@@ -10,6 +10,11 @@ SUMMARY_AFTER = 20  # more changes than this: a summary first, each change on re
 FULL_OPTION_HELP = "List every change, however many (otherwise more than 20 are summed up)."
 
 
+def what(change) -> str:
+    """The Change cell: the operation and the index, constraint or type it names."""
+    return f"{change.label} {change.name}" if change.name else change.label
+
+
 def show_review(out, result) -> None:
     show_changes(out, "Needs review", result.review, revision=True)
 
@@ -27,7 +32,7 @@ def show_changes(out, title: str, changes, *, revision: bool = False) -> None:
     columns += [Column("Change"), Column("Table", identifier=True), Column("Column", identifier=True),
                 Column("Risk", identifier=True), Column("Why")]
     rows = [([change.revision or ""] if revision else []) + ([database_label(change.bind)] if several else [])
-            + [change.label, str(change.table or ""), str(change.column or ""),
+            + [what(change), str(change.table or ""), str(change.column or ""),
                styled(change.risk, RISK_STYLE[change.risk]), change.reason]
             for change in changes]
     out.table(title, columns, rows)

@@ -18,8 +18,31 @@ from toolkit.errors import DevtoolError, ExitCode
 
 if TYPE_CHECKING:
     from toolkit.agent.protocol import Database
+    from toolkit.context import Context
 
-__all__ = ["Dialect", "DumpInfo", "Dumps", "describe", "for_database", "name_of_url"]
+__all__ = ["Dialect", "DumpInfo", "Dumps", "describe", "for_database", "name_of_url", "unreachable_hint"]
+
+
+def unreachable_hint(ctx: Context, database: Database, error: str) -> str:
+    """What to do when the backend cannot connect to its database: the database service's own state first (a
+    stopped service is the usual cause), then the dialect's reading of the driver's error."""
+    from toolkit.engine import health, service_containers
+
+    service = ctx.settings.db_service or (database.host if database.host in ctx.project.services else None)
+    if service is not None:
+        mine = service_containers(ctx.containers(), service)
+        state = "not created" if not mine else mine[0].status
+        if mine and state == "running" and health(mine[0]) not in (None, "healthy"):
+            state = health(mine[0])
+        if state not in ("running", "healthy"):
+            return (f"The database service {service} is {state}: `devtool up` starts it (`devtool status` shows "
+                    f"the stack, `docker compose logs {service}` its output).")
+    try:
+        hint = for_database(database).connection_hint(database, error)
+    except DevtoolError:  # a database devtool has no dialect for
+        hint = None
+    return hint or ("Check that the database runs (`devtool status`) and the backend's DATABASE_URL (host, port, "
+                    "user, password, database name).")
 
 
 def for_database(database: Database) -> Dialect:

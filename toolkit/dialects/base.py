@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, ContextManager, Protocol
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from toolkit.agent.protocol import ConnectionResult
+    from toolkit.agent.protocol import ConnectionResult, Database
     from toolkit.context import Context
 
 
@@ -50,3 +51,15 @@ class Dialect(Protocol):
     def dumps(self, ctx: Context, connection: ConnectionResult) -> ContextManager[Dumps]:
         """Tools of a version that matches the server, reaching it as the backend does, for one command."""
 
+    def connection_hint(self, database: Database, error: str) -> str | None:
+        """What to do about the driver's `error` on connecting to `database`; None when it is not recognised."""
+
+
+def matching_hint(hints, database: Database, error: str, default_port: int | None) -> str | None:
+    """The first of `hints` ((pattern, text), in order) whose pattern the driver's `error` matches, its text filled
+    in with the database's host, port, user and name."""
+    for pattern, hint in hints:
+        if re.search(pattern, error):
+            return hint.format(host=database.host, port=database.port or default_port, user=database.user,
+                               name=database.name)
+    return None

@@ -11,13 +11,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
-from toolkit.dialects.base import DumpInfo
+from toolkit.dialects.base import DumpInfo, matching_hint
 from toolkit.engine import ensure_image
 from toolkit.errors import DevtoolError, ExitCode
 from toolkit.masking import masker
 
 if TYPE_CHECKING:
-    from toolkit.agent.protocol import ConnectionResult
+    from toolkit.agent.protocol import ConnectionResult, Database
     from toolkit.context import Context
     from toolkit.engine import Sidecar
 
@@ -48,6 +48,24 @@ tail -c 200 "$file" | grep -q -- "-- Dump completed" || { echo "$file is not a c
 """
 COMPLETE = "-- Dump completed"
 VERSION = re.compile(r"^-- Server version\s+(.+)$", re.M)
+
+
+# The driver's words (PyMySQL, mysqlclient) -> what to do.
+CONNECTION_HINTS = (
+    (r"Unknown MySQL server host|Name or service not known|Temporary failure in name resolution",
+     "The backend cannot resolve the host {host}: it is neither a running service on the backend's network nor a "
+     "known host. Fix the host in DATABASE_URL, or start that service (`devtool up`)."),
+    (r"Connection refused|Can't connect to MySQL server",
+     "Nothing accepts connections on {host}:{port}: the server is down or listens on another port. "
+     "`devtool status` shows the stack; fix the port in DATABASE_URL if it is wrong."),
+    (r"Access denied for user",
+     "The server refused user {user} (password or host): DATABASE_URL's password does not match the database's. "
+     "Note that the mariadb and mysql images apply MARIADB_PASSWORD / MYSQL_PASSWORD only when their data volume "
+     "is first created."),
+    (r"Unknown database",
+     "The server has no database {name}: fix the name in DATABASE_URL, or create it (the image creates "
+     "MARIADB_DATABASE / MYSQL_DATABASE only when its data volume is first created)."),
+)
 
 
 def major(server_version: str | None) -> str | None:
@@ -96,6 +114,9 @@ class MySQL:
 
     def import_problem(self, dumped: str | None, server: str | None) -> str | None:
         return None  # an SQL dump: any server of the same family loads it, or says why
+
+    def connection_hint(self, database: Database, error: str) -> str | None:
+        return matching_hint(CONNECTION_HINTS, database, error, 3306)
 
 
 class MySQLDumps:

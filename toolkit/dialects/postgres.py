@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from toolkit.agent.protocol import SNAPSHOT_MARK
-from toolkit.dialects.base import DumpInfo
+from toolkit.dialects.base import DumpInfo, matching_hint
 from toolkit.engine import ensure_image
 from toolkit.errors import DevtoolError, ExitCode
 from toolkit.masking import masker
 
 if TYPE_CHECKING:
-    from toolkit.agent.protocol import ConnectionResult
+    from toolkit.agent.protocol import ConnectionResult, Database
     from toolkit.context import Context
     from toolkit.engine import Sidecar
 
@@ -59,6 +59,31 @@ def major(server_version: str | None) -> str | None:
     return found.group(1) if int(found.group(1)) >= 10 else f"{found.group(1)}.{found.group(2)}"
 
 
+# The driver's words (libpq through psycopg 2 or 3) -> what to do.
+CONNECTION_HINTS = (
+    (r"could not translate host name|failed to resolve host|Name or service not known",
+     "The backend cannot resolve the host {host}: it is neither a running service on the backend's network nor a "
+     "known host. Fix the host in DATABASE_URL, or start that service (`devtool up`)."),
+    (r"Connection refused|accepting TCP/IP connections",
+     "Nothing accepts connections on {host}:{port}: the server is down or listens on another port. "
+     "`devtool status` shows the stack; fix the port in DATABASE_URL if it is wrong."),
+    (r"password authentication failed|no password supplied",
+     "The server refused user {user}'s password: DATABASE_URL's password does not match the database's. Note that "
+     "the postgres image applies POSTGRES_PASSWORD only when its data volume is first created."),
+    (r'role "[^"]*" does not exist',
+     "The server has no user {user}: fix the user in DATABASE_URL, or create the role."),
+    (r'database "[^"]*" does not exist',
+     "The server has no database {name}: fix the name in DATABASE_URL, or create it (the postgres image creates "
+     "POSTGRES_DB only when its data volume is first created)."),
+    (r"no pg_hba.conf entry",
+     "The server's pg_hba.conf does not let the backend in: allow its address, or fix DATABASE_URL."),
+    (r"the database system is (starting up|shutting down)",
+     "The server is starting or stopping: wait for it (`devtool up` waits until it is healthy) and run again."),
+    (r"timeout expired|timed out",
+     "Connecting to {host}:{port} timed out: a firewall or a wrong host; check DATABASE_URL."),
+)
+
+
 class Postgres:
     name = "postgresql"
     copies = True
@@ -78,6 +103,9 @@ class Postgres:
         if key(dumped) and key(server) and key(dumped) > key(server):
             return f"it was dumped from Postgres {major(dumped)}, and the server runs Postgres {major(server)}"
         return None
+
+    def connection_hint(self, database: Database, error: str) -> str | None:
+        return matching_hint(CONNECTION_HINTS, database, error, 5432)
 
     @contextlib.contextmanager
     def dumps(self, ctx: Context, connection: ConnectionResult) -> Iterator[PostgresDumps]:

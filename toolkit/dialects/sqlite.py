@@ -15,7 +15,7 @@ from toolkit.dialects.base import DumpInfo
 from toolkit.errors import DevtoolError, ExitCode
 
 if TYPE_CHECKING:
-    from toolkit.agent.protocol import ConnectionResult
+    from toolkit.agent.protocol import ConnectionResult, Database
     from toolkit.context import Context
 
 MAGIC = b"SQLite format 3\x00"
@@ -37,6 +37,13 @@ class SQLite:
 
     def import_problem(self, dumped: str | None, server: str | None) -> str | None:
         return None  # SQLite reads files of any version 3 library
+
+    def connection_hint(self, database: Database, error: str) -> str | None:
+        if "unable to open database file" in error:
+            return (f"The backend cannot open the SQLite file {database.name}: its folder does not exist in the "
+                    f"container or the container's user cannot write there. Fix the path in DATABASE_URL, or the "
+                    f"folder's owner (or the bind mount that should provide it).")
+        return None
 
 
 class SQLiteDumps:

@@ -25,7 +25,8 @@ class ComposeTarget:
         return self._backend
 
     def agent(self, *, start: bool = True) -> Agent:
-        return Agent(self.ctx, self.backend(start=start), on_lost=lambda c: stack.explain_stopped(self.ctx, c))
+        return Agent(self.ctx, self.backend(start=start), on_lost=lambda c: stack.explain_stopped(self.ctx, c),
+                     host_path=self.host_path)
 
     def host_path(self, path: str) -> str:
         """Where a file the backend container wrote lies on the host, through its bind mounts."""
