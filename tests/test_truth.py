@@ -221,7 +221,7 @@ def test_revision_files_as_editors_save_them(s):
     assert s.devtool("check").returncode == 14
     migrate = s.devtool("migrate", "nothing else")
     assert migrate.returncode == 0, migrate.stderr
-    assert s.db_revision() == "d2d2d2d2d2d2" and "No schema changes" in migrate.stdout
+    assert s.db_revision() == "d2d2d2d2d2d2" and "No further model changes" in migrate.stdout
     assert s.devtool("check").returncode == 0
 
     unreadable = versions / "e3e3e3e3e3e3_unreadable.py"

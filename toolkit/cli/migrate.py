@@ -67,11 +67,11 @@ def render(out, result) -> None:
         out.warn(f"Not looked at for models (it could not be imported): {module}.")
     if result.revision is None:
         applied = "; ".join(f"{r.id} ({r.message})" for r in result.upgraded_first)
+        unseen = " among the models that could be loaded" if result.unscanned_modules else ""
         if applied:  # what was approved and applied is the news, not that the models had nothing new
             out.success(f"Migrated: applied {applied}; database now at {', '.join(result.current_after) or 'base'}. "
-                        f"No further model changes: no new revision written.")
+                        f"No further model changes{unseen}: no new revision written.")
         else:
-            unseen = " among the models that could be loaded" if result.unscanned_modules else ""
             out.success(f"No schema changes detected{unseen}; no revision written. Database at "
                         f"{', '.join(result.current_after) or 'base'}.")
         return
