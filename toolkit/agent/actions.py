@@ -339,8 +339,10 @@ def _bind_states(session) -> List[BindState]:
         state = BindState(bind=bind, database=database_of(url))
         try:
             state.current = session.current(bind)
-        except Exception as exc:
-            state.error = first_line(exc)
+        except AgentError as exc:
+            if exc.failure.code != ErrorCode.DATABASE_UNREACHABLE:
+                raise
+            state.error = (exc.failure.error or exc.failure.message).splitlines()[0]
         states.append(state)
     return states
 

@@ -80,6 +80,18 @@ def where(database: Database) -> str:
                                       database.user, database.backend)
 
 
+def connect(engine, bind: Optional[str] = None):
+    """A connection through one of the app's engines. Failing to connect is named as such: which database and
+    the driver's reason (the host adds what to do about it)."""
+    try:
+        return engine.connect()
+    except Exception as exc:
+        database = database_of(engine.url)
+        raise fail(ErrorCode.DATABASE_UNREACHABLE, "Cannot connect to the app's database %s%s: %s" % (
+            where(database), " (bind %s)" % bind if bind else "", first_line(exc)), error=error_text(exc),
+                   database=database)
+
+
 def describe(revision) -> Revision:
     return Revision(id=revision.revision, message=(revision.doc or "").strip(), path=revision.path)
 
@@ -166,15 +178,8 @@ class Session:
         return chosen
 
     def connect(self, bind: Optional[str] = None):
-        """A connection to the app's database (or a bind's). Failing to connect is named as such: which database
-        and the driver's reason (the host adds what to do about it)."""
-        try:
-            return self.engine(bind).connect()
-        except Exception as exc:
-            database = database_of(self.engine(bind).url)
-            raise fail(ErrorCode.DATABASE_UNREACHABLE, "Cannot connect to the app's database %s%s: %s" % (
-                where(database), " (bind %s)" % bind if bind else "", first_line(exc)), error=error_text(exc),
-                       database=database)
+        """A connection to the app's database (or a bind's); see connect()."""
+        return connect(self.engine(bind), bind)
 
     def current(self, bind: Optional[str] = None) -> List[str]:
         from alembic.runtime.migration import MigrationContext

@@ -12,7 +12,7 @@ import time
 from contextlib import ExitStack
 from typing import Optional
 
-from .app import fail, log
+from .app import connect, fail, log
 from .client import client_gone
 from .files import database_file, watch_files
 from .protocol import LOCK_KEY, ErrorCode
@@ -87,7 +87,7 @@ class ConnectionLock(PollingLock):
     statements that wait for older transactions, CREATE INDEX CONCURRENTLY, wait for this session)."""
 
     def _open(self) -> None:
-        self.connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.connection = connect(self.engine).execution_options(isolation_level="AUTOCOMMIT")
 
     def _scalar(self, sql: str, **params):
         from sqlalchemy import text
