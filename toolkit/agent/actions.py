@@ -439,10 +439,10 @@ def flask(request) -> None:
         else:
             for line in traceback.format_exc().splitlines():  # with -v only
                 sys.stderr.write(DEBUG_MARK + line + "\n")
+            done = ("applied before: %s" % ", ".join(applied)) if applied else "nothing was applied"
             sys.stderr.write("Lost the connection to the database during `flask %s` (%s): %s; a revision under way "
                              "is rolled back by the server. `devtool status` tells where the database is once it "
-                             "answers.\n" % (" ".join(args), first_line(exc), ("applied before: %s" % ", ".join(applied))
-                                             if applied else "nothing was applied"))
+                             "answers.\n" % (" ".join(args), first_line(exc), done))
             code = FLASK_DATABASE_LOST
     for written in watched.values():
         written.hand_over()
