@@ -136,6 +136,9 @@ def test_wrong_connection_settings_name_the_database_the_reason_and_the_fix(s):
         assert "Wr0ng-Secret-pw" not in json.dumps(doctor)
     status = s.devtool("status")
     assert status.returncode == STATUS and "database cannot be read" in status.stderr
+    sync = s.devtool("sync")  # never "up to date" about a database it could not read
+    assert sync.returncode == DATABASE and "Nothing accepts connections on db:5499" in sync.stderr
+    assert _one_clear_line(sync).endswith("nothing was changed.")
 
 
 def test_status_fails_when_anything_it_shows_is_broken(s):

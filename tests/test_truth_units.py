@@ -319,6 +319,22 @@ def test_postgres_connection_errors_say_what_to_do(error, said):
     assert said in hint
 
 
+@pytest.mark.parametrize("backend, error, said", [
+    ("mysql", "(2003, \"Can't connect to MySQL server on 'db' ([Errno 111] Connection refused)\")",
+     "Nothing accepts connections on db:3306"),
+    ("mariadb", "(2005, \"Unknown MySQL server host 'nohost' (-2)\")", "cannot resolve the host db"),
+    ("mysql", "(1045, \"Access denied for user 'shop'@'172.18.0.3' (using password: YES)\")",
+     "The server refused user shop"),
+    ("mariadb", "(1049, \"Unknown database 'nosuch'\")", "The server has no database shop"),
+    ("sqlite", "(sqlite3.OperationalError) unable to open database file", "cannot open the SQLite file shop"),
+])
+def test_mysql_and_sqlite_connection_errors_say_what_to_do(backend, error, said):
+    from toolkit.dialects import for_database
+
+    database = Database(backend, "db" if backend != "sqlite" else None, None, "shop", "shop")
+    assert said in for_database(database).connection_hint(database, error)
+
+
 def _status(**fields):
     base = dict(heads=[Revision("a", "", "")], database=Database("postgresql", "db", 5432, "app", "app"),
                 directory="/app/migrations", current=["a"])
@@ -342,6 +358,21 @@ def test_check_verdict_never_passes_what_it_could_not_look_at():
     assert code == ExitCode.MODELS_NOT_IMPORTED and "app.jobs: RuntimeError: needs REDIS_URL" in problems[0]
     code, _ = verdict(_status(model_changes=[ModelChange("change_enum_labels", "kind (adds 'c')")]))
     assert code == ExitCode.PENDING_MODEL_CHANGES
+
+
+def test_a_command_that_acts_on_the_revision_stops_when_the_database_cannot_be_read():
+    from toolkit.migrations import require_database
+
+    with pytest.raises(DevtoolError) as raised:
+        require_database(_status(current=None, database_error="Cannot connect to the app's database app on db: "
+                                                               "connection refused",
+                                 database_hint="The database service db is exited."))
+    assert raised.value.exit_code == ExitCode.DATABASE_UNAVAILABLE
+    assert raised.value.message == "Cannot connect to the app's database app on db: connection refused; nothing " \
+                                   "was changed."
+    assert raised.value.hint == "The database service db is exited."
+    readable = _status(current=[])  # an empty database is read: base, not unknown
+    assert require_database(readable) is readable
 
 
 def test_exit_codes_are_distinct_and_documented():

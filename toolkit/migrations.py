@@ -104,14 +104,24 @@ def upgrade(ctx: Context, *, yes: bool = False, confirm: Confirm = never, snapsh
     return result
 
 
-def status(ctx: Context, *, models: bool = False, model_changes: bool = False, start: bool = False) -> StatusResult:
-    agent: Agent = ctx.target.agent(start=start)
+def status(ctx: Context, *, models: bool = False, model_changes: bool = False, start: bool = False,
+           agent: Agent | None = None) -> StatusResult:
+    agent = agent or ctx.target.agent(start=start)
     result = agent.call(StatusRequest(models=models, model_changes=model_changes))
     if result.database_error is not None:
         from toolkit.dialects import unreachable_hint
 
         result.database_hint = unreachable_hint(ctx, result.database, result.database_error)
     return result
+
+
+def require_database(status: StatusResult) -> StatusResult:
+    """For a command that acts on the database's revision: a database that could not be read stops it before
+    anything is changed (never "up to date" about a database nobody looked at)."""
+    if status.current is None:
+        raise DevtoolError(f"{status.database_error}; nothing was changed.", hint=status.database_hint,
+                           exit_code=ExitCode.DATABASE_UNAVAILABLE)
+    return status
 
 
 def _approve(result: MigrationResult, yes: bool, confirm: Confirm) -> list[str]:

@@ -18,8 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from toolkit import migrations, orphans, snapshots
-from toolkit.agent.protocol import (ErrorCode, MigrationResult, Risk, Status, StatusRequest, StatusResult,
-                                    SyncRequest)
+from toolkit.agent.protocol import ErrorCode, MigrationResult, Risk, Status, StatusResult, SyncRequest
 from toolkit.errors import DevtoolError, ExitCode
 from toolkit.migrations import Confirm, never
 from toolkit.orphans import OrphanReport
@@ -61,7 +60,7 @@ def sync(ctx: Context, *, yes: bool = False, merge: bool = False, restore: bool 
     ctx.services.backend  # a wrong --service fails before anything starts
     agent = ctx.target.agent()
     with ctx.out.status("Reading the database's revision…"):
-        status = agent.call(StatusRequest())
+        status = migrations.require_database(migrations.status(ctx, agent=agent))
     report = orphans.trace(ctx, status)
     if restore and report is None:
         ctx.out.info("The database is at a revision of this checkout: nothing to restore.")
