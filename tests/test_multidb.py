@@ -222,13 +222,20 @@ def test_the_legacy_stack_flask_sqlalchemy_2(tmp_path, legacy_image, no_devtool_
         stack.down()
 
 
-def test_a_bind_that_cannot_be_read_is_named_by_doctor(fresh):
+def test_a_bind_that_cannot_be_read_fails_doctor_status_and_check(fresh):
     fresh.sql("main", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'analytics'")
     fresh.sql("main", "ALTER DATABASE analytics RENAME TO analytics_away")
     try:
         doctor = fresh.devtool("doctor")
         assert doctor.returncode == 15, doctor.stdout + doctor.stderr
         assert "Database analytics (bind analytics) cannot be read" in doctor.stdout + doctor.stderr
+        status = fresh.devtool("status")
+        assert status.returncode == 21, status.stdout + status.stderr
+        assert "Database analytics (bind analytics) cannot be read" in status.stdout + status.stderr
+        assert "Database is at head" not in status.stdout + status.stderr
+        checked = fresh.devtool("check")  # never "models match" without having looked at every database
+        assert checked.returncode == 20, checked.stdout + checked.stderr
+        assert "Database analytics (bind analytics) cannot be read" in checked.stdout + checked.stderr
     finally:
         fresh.sql("main", "ALTER DATABASE analytics_away RENAME TO analytics")
 
