@@ -35,7 +35,8 @@ class Verdict:
                 "orphans": self.orphans.as_json()["orphans"] if self.orphans else [],
                 "unloaded_models": [dataclasses.asdict(m) for m in status.unloaded_models],
                 "unscanned_modules": status.unscanned_modules,
-                "database_error": status.database_error}
+                "database_error": status.database_error,
+                "findings": [dict(dataclasses.asdict(f), revision=p.id) for p in status.pending for f in p.findings]}
 
 
 def verdict(status: StatusResult, report: OrphanReport | None = None) -> tuple[int, list[str]]:
@@ -59,6 +60,12 @@ def verdict(status: StatusResult, report: OrphanReport | None = None) -> tuple[i
         problems.append(f"the migrations have {len(status.heads)} heads ({listed}): both branches of a git merge "
                         "added a revision; merge them with `devtool sync --merge`")
         codes.append(ExitCode.MULTIPLE_HEADS)
+    errors = [(p.id, f) for p in status.pending for f in p.findings if f.blocking]
+    if errors:
+        listed = ", ".join(f"{f.rule} ({revision} line {f.line})" for revision, f in errors[:5])
+        problems.append(f"{len(errors)} lint error(s) in the pending revisions ({listed}): `devtool lint` says why "
+                        f"and the safe way")
+        codes.append(ExitCode.LINT_FAILED)
     if status.pending:
         problems.append(f"database behind head by {len(status.pending)} revision(s): `devtool db upgrade`")
         codes.append(ExitCode.DATABASE_BEHIND)

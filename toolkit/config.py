@@ -43,6 +43,16 @@ def _positive_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
+def _non_negative_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _non_negative_number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value != float("inf"):
+        return float(value)
+    return None
+
+
 def _positive_number(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and value != float("inf"):
         return float(value)
@@ -85,6 +95,9 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("hook_deadline", "a number of seconds > 0", _positive_number, _env_number),
     Key("db_connect_timeout", "a number of seconds > 0", _positive_number, _env_number),
     Key("db_lost_after", "a number of seconds > 0", _positive_number, _env_number),
+    Key("lock_timeout", "a number of seconds ≥ 0 (0: no limit)", _non_negative_number, _env_number),
+    Key("statement_timeout", "a number of seconds ≥ 0 (0: no limit)", _non_negative_number, _env_number),
+    Key("lock_retries", "an integer ≥ 0", _non_negative_int, _env_number),
 )}
 
 

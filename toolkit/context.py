@@ -28,6 +28,9 @@ class Settings:
     db_connect_timeout: float = 10.0  # seconds a database connection may take to open
     db_lost_after: float = 30.0  # seconds of silence from the database server before a connection counts as lost
     hook_deadline: float = 4.0
+    lock_timeout: float = 5.0  # seconds a revision's statement may wait for a table lock (0: no limit)
+    statement_timeout: float = 600.0  # seconds a revision's statement may run (0: no limit)
+    lock_retries: int = 3  # tries again after a lock timeout, with backoff
     verbose: bool = False
     # Where each effective value came from: "default", "devtool.toml (<path>)", "pyproject.toml [tool.devtool]
     # (<path>)", "env DEVTOOL_X", "command line" (toolkit/config.py fills it; `devtool config` shows it).

@@ -387,3 +387,38 @@ def sidecar(client: Any, image: str, *, beside: str, environment: dict[str, str]
             container.remove(force=True)
         except (NotFound, APIError):
             pass  # already gone (auto_remove)
+
+
+def run_beside(client: Any, image: str, *, beside: str, name: str, lifetime: int, command: list[str],
+               environment: dict[str, str], labels: dict[str, str], tmpfs: dict[str, str]) -> Any:
+    """A helper container of `image` (a throw-away database) in the network namespace of container `beside`,
+    with no volume; its own entrypoint runs under `timeout`, so one left behind by a killed devtool stops and
+    removes itself after `lifetime` seconds."""
+    from docker.errors import APIError, ImageNotFound
+
+    try:
+        entrypoint = client.images.get(image).attrs.get("Config", {}).get("Entrypoint") or []
+        return client.containers.run(image, command, entrypoint=["timeout", str(lifetime), *entrypoint], name=name,
+                                     detach=True, environment=environment, labels=labels, tmpfs=tmpfs,
+                                     network_mode=f"container:{beside}", auto_remove=True)
+    except ImageNotFound:
+        raise DevtoolError(f"Image {image} is not on this engine.", exit_code=ExitCode.STACK_FAILED,
+                           hint="Start the stack once (`devtool up`) so compose pulls or builds it.") from None
+    except APIError as exc:
+        raise DevtoolError(f"The Docker engine could not start a container from {image}: "
+                           f"{exc.explanation or exc}.", exit_code=ExitCode.STACK_FAILED) from None
+
+
+def remove_container(client: Any, container: Any) -> None:
+    """Remove a helper container and its anonymous volumes, whatever state it is in."""
+    from docker.errors import APIError, NotFound
+
+    try:
+        client.api.remove_container(container.id, force=True, v=True)
+    except NotFound:
+        pass
+    except APIError as exc:
+        if "already in progress" not in str(exc) and exc.status_code != 404:
+            raise DevtoolError(f"Could not remove container {container.name}: {exc.explanation or exc}.",
+                               hint=f"Remove it with `docker rm -f {container.name}`.",
+                               exit_code=ExitCode.STACK_FAILED) from None

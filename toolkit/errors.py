@@ -28,6 +28,10 @@ class ExitCode(IntEnum):
     STATUS_BROKEN = 21  # `devtool status`: something it shows is broken
     REVISION_FILE = 22  # a migrations file cannot be read, or the history refers to a revision no file defines
     APP_NOT_LOADED = 23  # the Flask app cannot be loaded in the backend container
+    LINT_FAILED = 24  # `devtool lint` / `check`: a revision breaks a lint rule of severity error (or none could run)
+    LOCK_TIMEOUT = 25  # a lock was not granted in time: a revision's table lock (holder named), or devtool's own
+    REHEARSAL_FAILED = 26  # `devtool rehearse`: a revision (or its downgrade) failed on the clone
+    REPLAY_FAILED = 27  # `devtool check --replay`: the history fails from an empty database (revision and step named)
     PARTLY_APPLIED = 28  # a revision failed half-way on a database that commits schema changes at once (MySQL)
     DATABASE_LOST = 29  # the database stopped answering (restarted, network cut, past the deadlines): what was done named
     OTHER_CHECKOUT = 31  # the project name's containers belong to another checkout (another folder or compose file)

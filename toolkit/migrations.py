@@ -20,6 +20,7 @@ from toolkit.errors import DevtoolError, ExitCode
 if TYPE_CHECKING:
     from toolkit.context import Context
     from toolkit.protocol import Agent
+    from toolkit.rehearse import Rehearsal
 
 MAX_MESSAGE_LENGTH = 500
 Confirm = Callable[[MigrationResult], bool]
@@ -59,14 +60,23 @@ def validate_message(message: str) -> str:
 
 def migrate(ctx: Context, message: str, *, upgrade: bool = True, yes: bool = False, fix_imports: bool = False,
             merge: bool = False, confirm: Confirm = never, snapshot: bool = True,
-            offer_restore: OfferRestore = never_restore) -> MigrationResult:
+            offer_restore: OfferRestore = never_restore,
+            rehearse: Callable[[], Rehearsal] | None = None) -> MigrationResult:
     """Apply what is pending, generate a revision from the models, apply it. `snapshot` False (--no-snapshot):
     destructive changes are applied without a snapshot first. A revision that fails half-way (MySQL commits
-    schema changes at once) offers the snapshot taken before it."""
+    schema changes at once) offers the snapshot taken before it. With `rehearse`, the new revision is rehearsed
+    on a copy of the database first, and applied only if the rehearsal holds."""
     validate_message(message)
     ctx.services.backend  # a wrong --service fails before anything starts
     agent = ctx.target.agent()
-    request = MigrateRequest(message=message, upgrade=upgrade, fix_imports=fix_imports, merge=merge)
+    request = MigrateRequest(message=message, upgrade=upgrade and rehearse is None, fix_imports=fix_imports,
+                             merge=merge)
+    if rehearse is not None and upgrade:  # a database that is behind: what is pending is rehearsed first
+        behind = rehearse()
+        if behind.exit_code:
+            raise DevtoolError(f"{behind.message()} Nothing was applied and no revision written.",
+                               hint="Fix that revision, then run again.", exit_code=behind.exit_code,
+                               data=behind.as_json())
     with ctx.out.status("Generating the revision…"), _offering(ctx, None, offer_restore), orphans.explained(
             ctx, "nothing was generated or applied (a revision generated against that schema would be wrong)",
             hint=f"{orphans.SYNC_HINT}, then migrate; `devtool migrate --sync \"MESSAGE\"` does both."):
@@ -85,6 +95,33 @@ def migrate(ctx: Context, message: str, *, upgrade: bool = True, yes: bool = Fal
                 result = agent.call(replace(request, approved=approved))
         result.snapshot = result.snapshot or taken
     _add_host_paths(ctx, result)
+    if rehearse is not None and upgrade and result.status == Status.GENERATED:
+        result = _rehearsed_then_applied(ctx, agent, result, rehearse, yes, confirm, snapshot, offer_restore)
+    return result
+
+
+def _rehearsed_then_applied(ctx: Context, agent: Agent, generated: MigrationResult,
+                            rehearse: Callable[[], Rehearsal], yes: bool, confirm: Confirm,
+                            snapshot: bool, offer_restore: OfferRestore) -> MigrationResult:
+    """migrate --rehearse: the new revision (and anything pending) on a copy first; applied only if that held,
+    after the same review as ever."""
+    rehearsal = rehearse()
+    generated.rehearsal = rehearsal.as_json()
+    if rehearsal.exit_code:
+        raise DevtoolError(f"{rehearsal.message()} The new revision was not applied; it is kept: "
+                           f"{generated.revision.host_path or generated.revision.path}.",
+                           hint="Fix the revision, then `devtool rehearse` (or `devtool db upgrade` to apply it).",
+                           exit_code=rehearsal.exit_code, data=asdict(generated))
+    with ctx.out.status("Applying migrations…"), _offering(ctx, None, offer_restore):
+        applied = agent.call(UpgradeRequest())
+    if applied.status == Status.NEEDS_REVIEW:
+        approved = _approve(replace(generated, review=applied.review, findings=applied.findings), yes, confirm)
+        taken = _snapshot_first(ctx, applied, snapshot)
+        with ctx.out.status("Applying migrations…"), _offering(ctx, taken, offer_restore):
+            applied = agent.call(UpgradeRequest(approved=approved))
+        applied.snapshot = taken
+    result = _applied_after_review(generated, applied)
+    result.snapshot = applied.snapshot
     return result
 
 
@@ -132,10 +169,14 @@ def _approve(result: MigrationResult, yes: bool, confirm: Confirm) -> list[str]:
     except KeyboardInterrupt:  # Ctrl-C at the question
         raise _interrupted("at the question", result) from None
     if approved:
-        return sorted({c.revision for c in result.review if c.revision})
+        return sorted({c.revision for c in result.review if c.revision} |
+                      {f.revision for f in result.findings if f.blocking and f.revision})
     applied, kept = _left_undone(result)
-    raise DevtoolError("The migration needs review: it drops, changes or probably renames data, and was not "
-                       "applied." + applied + kept,
+    reasons = ["it drops, changes or probably renames data"] if result.review else []
+    rules = sorted({f.rule for f in result.findings if f.blocking})
+    if rules:
+        reasons.append(f"it breaks lint rule{'s' if len(rules) > 1 else ''} {', '.join(rules)}")
+    raise DevtoolError(f"The migration needs review: {' and '.join(reasons)}, and was not applied." + applied + kept,
                        hint="Review the changes above, edit the revision if needed, then run again with --yes.",
                        exit_code=ExitCode.NEEDS_CONFIRMATION, data=asdict(result))
 

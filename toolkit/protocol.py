@@ -81,8 +81,21 @@ ERRORS = {
                                                         "before it), fix the revision, then run again."),
     ErrorCode.LOCK_UNAVAILABLE: (ExitCode.MIGRATION_FAILED, "Fix the lock file named (or let the container's user "
                                                             "write the database's folder), then run again."),
-    ErrorCode.LOCK_TIMEOUT: (ExitCode.MIGRATION_FAILED, "Wait for the other migration to finish (or stop it), then "
-                                                        "run again; raise the deadline with DEVTOOL_WAIT_TIMEOUT."),
+    ErrorCode.LOCK_TIMEOUT: (ExitCode.LOCK_TIMEOUT, "Wait for the other migration to finish (or stop it), then "
+                                                    "run again; raise the deadline with DEVTOOL_WAIT_TIMEOUT."),
+    ErrorCode.LOCK_BLOCKED: (ExitCode.LOCK_TIMEOUT, "End that session's transaction (or SELECT pg_terminate_backend"
+                                                    "(PID)), then run again; raise lock_timeout (DEVTOOL_LOCK_TIMEOUT) "
+                                                    "to wait longer. The revision file is kept."),
+    ErrorCode.STATEMENT_TIMEOUT: (ExitCode.MIGRATION_FAILED, "Make the statement cheaper (batches), or raise "
+                                                             "statement_timeout (DEVTOOL_STATEMENT_TIMEOUT; 0: no "
+                                                             "limit). The revision file is kept."),
+    ErrorCode.NO_SUCH_REVISION: (ExitCode.USAGE, "`devtool db history` lists the revisions."),
+    ErrorCode.REHEARSAL_COPY_FAILED: (ExitCode.REHEARSAL_FAILED, "The copy needs CREATEDB and no other session on "
+                                                                 "the database for a moment; `devtool status` shows "
+                                                                 "the stack. Your database was not changed."),
+    ErrorCode.NOT_REDIRECTED: (ExitCode.CONFIG, "Let env.py connect through the app's engine "
+                                                "(current_app.extensions['migrate'].db.engine, as Flask-Migrate's "
+                                                "env.py does): devtool runs revisions only where it can prove where."),
     ErrorCode.DATABASE_LOST: (ExitCode.DATABASE_LOST, "Check the database (`devtool status`, `docker compose logs` of "
                                                       "its service), then run again; on a slow network raise "
                                                       "db_lost_after / db_connect_timeout."),
@@ -175,6 +188,9 @@ class Agent:
         request.connect_timeout, request.lost_after = settings.db_connect_timeout, settings.db_lost_after
         if hasattr(request, "lock_wait"):
             request.lock_wait = settings.wait_timeout
+        if hasattr(request, "lock_timeout"):
+            request.lock_timeout, request.statement_timeout = settings.lock_timeout, settings.statement_timeout
+            request.lock_retries = settings.lock_retries
         return request
 
     def _run(self, request: Request, on_output: Callable[[bytes | None, bytes | None], None]) -> int:

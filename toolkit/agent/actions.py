@@ -5,22 +5,29 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
+import uuid
 from contextlib import ExitStack
 from dataclasses import replace
 from typing import Iterator, List, Optional
 
 from . import enums
 from .app import (AgentError, Session, current_revision, database_of, describe, error_text, fail, file_failure,
-                  first_line, log, review_file, so_far)
-from .apply import apply_pending, database_lost, downgrade, keep_applied, stop_if_client_gone, with_callback
+                  first_line, log, review_and_lint, so_far)
+from .apply import (Limits, Run, apply_pending, database_lost, downgrade, interrupted, keep_applied, run_plan,
+                    stop_if_client_gone, with_callback)
 from .client import client_gone, on_client_gone
-from .dialects import (connection_environment, connection_lost, database_copies, dialect_of, file_snapshots,
-                       migration_lock)
+from .dialects import (connection_environment, connection_lost, database_copies, dialect, dialect_of,
+                       file_snapshots, linter, migration_lock, server_version)
 from .files import Written, database_files, hand_over_all, watch_files
 from .models import add_imports, load_modules, unloaded_models
-from .protocol import (COPY_PREFIX, DEBUG_MARK, FLASK_DATABASE_LOST, BindState, CommandsResult, ConnectionResult,
-                       CopyResult, Database, DropResult, ErrorCode, FileSnapshotResult, MigrationResult, ModelChange,
-                       PendingRevision, Revision, RevisionsResult, SnapshotDatabase, Status, StatusResult)
+from .protocol import (COPY_PREFIX, DEBUG_MARK, FLASK_DATABASE_LOST, REHEARSAL_PREFIX, BindState, CommandsResult,
+                       ConnectionResult, CopyResult, Database, DatabaseTarget, DropResult, ErrorCode,
+                       FileSnapshotResult, LintedRevision, LintResult, LintRule, MigrationResult, ModelChange,
+                       PendingRevision, Phase, RehearsalResult, ReplayResult, ReplayStep, Revision, RevisionsResult,
+                       SnapshotDatabase, Status, StatusResult)
+from .rehearsal import Recorder
+from .render import upgrade_sql
 from .review import needs_review, read_source
 from .sync import kept_versions, known, orphan_chain, orphans, pending_after, refuse_orphans, review_downgrades
 
@@ -56,14 +63,15 @@ def migrate(request) -> MigrationResult:
             if not request.merge:
                 raise _multiple_heads(session.heads(script))
             result.merged = _merge_heads(session)
-            script = session.script()
-        result.pending = session.pending(script, result.current_before)
+            script = session.script(reload=True)
+        rules = linter(session)
+        result.pending = session.pending(script, result.current_before, rules)
         if result.pending:
             if _stop_for_review(result, result.pending, request.approved):
                 return result
             log("the database is behind head: applying %d pending revision(s) before generating"
                 % len(result.pending))
-            result.upgraded_first = apply_pending(session, script)
+            result.upgraded_first = apply_pending(session, script, _limits(request))
             result.applied = list(result.upgraded_first)
             result.current_after = session.current()
         stop_if_client_gone(result.applied, "the revision was generated")
@@ -71,16 +79,20 @@ def migrate(request) -> MigrationResult:
         if result.revision is None:
             result.status = Status.APPLIED if result.applied else Status.NO_CHANGES
             return result
-        result.changes = review_file(result.revision.path)
+        script = session.script(reload=True)  # with the file autogenerate wrote
+        written = script.get_revision(result.revision.id)
+        result.changes, findings = review_and_lint(result.revision.path, rules,
+                                                   lambda: upgrade_sql(session, script, written))
+        new = PendingRevision(id=result.revision.id, message=result.revision.message, path=result.revision.path,
+                              changes=result.changes, findings=findings)
         if not request.upgrade:
+            result.findings += [replace(f, revision=new.id, path=new.path) for f in findings]
             result.status = Status.GENERATED
             return result
-        new = PendingRevision(id=result.revision.id, message=result.revision.message, path=result.revision.path,
-                              changes=result.changes)
         if _stop_for_review(result, [new], request.approved):
             return result
         try:
-            result.applied += apply_pending(session, session.script())
+            result.applied += apply_pending(session, script, _limits(request))
         except AgentError as exc:
             unapplied = not any(r.id == new.id for r in exc.failure.applied)
             if exc.failure.code == ErrorCode.DATABASE_LOST:
@@ -108,10 +120,10 @@ def upgrade(request) -> MigrationResult:
             raise _multiple_heads(session.heads(script))
         result = MigrationResult(status=Status.UP_TO_DATE, database=session.database(), current_before=current,
                                  current_after=current, lock_waited=lock.waited)
-        result.pending = session.pending(script, current)
+        result.pending = session.pending(script, current, linter(session))
         if not result.pending or _stop_for_review(result, result.pending, request.approved):
             return result
-        result.applied = apply_pending(session, script)
+        result.applied = apply_pending(session, script, _limits(request))
         result.status = Status.APPLIED
         result.current_after = session.current()
     return result
@@ -136,18 +148,18 @@ def sync(request) -> MigrationResult:
             if not request.merge:
                 raise _multiple_heads(session.heads(checkout))
             result.merged = _merge_heads(session)
-            checkout = session.script()
+            checkout = session.script(reload=True)
         merged = session.script(copies) if copies else checkout
         chain = orphan_chain(checkout, merged, current)
         result.pending = pending_after(checkout, merged, current, set(planned))
         if _stop_for_review(result, review_downgrades(session, chain) + result.pending, request.approved):
             return result
         if chain:
-            result.downgraded = downgrade(session, merged, chain)
+            result.downgraded = downgrade(session, merged, chain, _limits(request))
             result.current_after = session.current()
         if result.pending:
             try:
-                result.applied = apply_pending(session, checkout)
+                result.applied = apply_pending(session, checkout, _limits(request))
             except AgentError as exc:
                 if result.downgraded:
                     exc.failure.message = "Downgraded %s; then %s" % (
@@ -174,13 +186,23 @@ def _named_if_lost(result: MigrationResult) -> Iterator[None]:
         kept = result.revision.path if result.revision and not any(
             r.id == result.revision.id for r in result.applied) else None
         raise database_lost(error_text(exc), result.applied, kept=kept)
+def _limits(request) -> Limits:
+    return Limits(lock_timeout=request.lock_timeout, statement_timeout=request.statement_timeout,
+                  lock_retries=request.lock_retries)
 
 
 def _stop_for_review(result: MigrationResult, revisions: List[PendingRevision], approved: List[str]) -> bool:
-    """Add the flagged changes of `revisions` to the review; True (status needs_review) if any is unapproved."""
+    """Add the flagged changes and the lint findings of `revisions` to the review; True (status needs_review)
+    if a flagged change or a lint error is not approved. On a database at base (a new one) lint errors do not
+    stop: there are no rows to rewrite and no code running against it."""
     flagged = [replace(c, revision=r.id) for r in revisions for c in needs_review(r.changes)]
+    findings = [replace(f, revision=r.id, path=r.path) for r in revisions for f in r.findings]
     result.review += flagged
-    if any(c.revision not in approved for c in flagged):
+    result.findings += findings
+    stopping = {c.revision for c in flagged}
+    if result.current_before:
+        stopping |= {f.revision for f in findings if f.blocking}
+    if stopping - set(approved):
         result.status = Status.NEEDS_REVIEW
         return True
     return False
@@ -249,6 +271,7 @@ def _generate(session, message: str, applied: List[Revision], current: List[str]
         revision = revision[0] if revision else None
     if revision is not None and empty.empty:  # an env.py without Flask-Migrate's check wrote an empty file
         _remove(written.new())
+        session.script(reload=True)
         revision = None
     if revision is None:
         return None
@@ -327,7 +350,7 @@ def status(request) -> StatusResult:
     if result.orphans:  # what is pending cannot be told; the host traces the orphans with the known ids
         result.known = known(script)
     elif len(result.heads) == 1:
-        result.pending = session.pending(script, result.current)
+        result.pending = session.pending(script, result.current, linter(session))
     if request.model_changes:
         result.model_changes = _model_changes(session)
     return result
@@ -372,6 +395,211 @@ def _diff(diff) -> ModelChange:
     elif kind.startswith("modify_"):
         name = "%s.%s" % (diff[2], diff[3])
     return ModelChange(kind=kind, name=str(name))
+
+
+def lint(request) -> LintResult:
+    """The lint findings of the revisions the request names (by default the ones not applied yet)."""
+    session = Session(request)
+    script = session.script()
+    rules = linter(session)
+    result = LintResult(dialect=rules.dialect, selection="pending", server_version=rules.server_version,
+                        rules=[LintRule(r.id, r.severity, r.title, r.why, r.safe) for r in rules.rules])
+    if request.revisions:
+        result.selection = "given"
+        chosen = [_revision(script, r) for r in request.revisions]
+    elif request.all:
+        result.selection = "all"
+        chosen = list(reversed(list(script.walk_revisions())))
+    elif request.since:
+        result.selection = "since %s" % request.since
+        since = _revision(script, request.since)
+        chosen = list(reversed(list(script.iterate_revisions("heads", since.revision))))[1:]
+    else:
+        result.current = session.current()
+        if len(script.get_heads()) > 1:
+            raise _multiple_heads(session.heads(script))
+        lower = result.current[0] if len(result.current) == 1 else None
+        chosen = list(reversed(list(script.iterate_revisions("heads", lower))))
+    for revision in chosen:
+        changes, findings = review_and_lint(revision.path, rules,
+                                            lambda revision=revision: upgrade_sql(session, script, revision))
+        result.revisions.append(LintedRevision(id=revision.revision, message=(revision.doc or "").strip(),
+                                               path=revision.path, findings=findings))
+    return result
+
+
+def _revision(script, name: str):
+    """A revision by id, unique prefix or symbol (head), with Alembic's own message when it has none."""
+    try:
+        found = script.get_revision(name)
+    except Exception as exc:
+        raise fail(ErrorCode.NO_SUCH_REVISION, "No revision %s: %s" % (name, first_line(exc)), error=error_text(exc))
+    if found is None:
+        raise fail(ErrorCode.NO_SUCH_REVISION, "No revision %s in %s." % (name, script.dir))
+    return found
+
+
+def rehearse(request) -> RehearsalResult:
+    """The pending revisions on a copy of the app's database (in its own server), statement by statement, then
+    their downgrade and the upgrade again; the copy is dropped whatever happens, and the app's own database is
+    never touched (every connection proves it reaches the copy)."""
+    session = Session(request)
+    url = session.engine().url
+    session.engine().dispose()  # no connection of ours keeps the copy waiting
+    name = "%s%d_%s" % (REHEARSAL_PREFIX, int(time.time()), uuid.uuid4().hex[:6])
+    try:
+        with database_copies(url, request.wait) as copies:
+            for stale in copies.scratch_copies(REHEARSAL_PREFIX):  # left by an agent that was killed
+                if _age(stale) > STALE_SECONDS:
+                    copies.drop_scratch(stale, REHEARSAL_PREFIX)
+            log("copying database %s for the rehearsal" % url.database)
+            copies.copy(url.database, name, "devtool rehearsal of %s" % url.database)
+    except AgentError as exc:
+        raise fail(ErrorCode.REHEARSAL_COPY_FAILED, "Could not copy database %s for the rehearsal: %s" % (
+            url.database, exc.failure.message), error=exc.failure.error)
+    try:
+        return _rehearse_on(session, request, DatabaseTarget(name=name, check_sql="SELECT current_database()",
+                                                             check_value=name))
+    finally:
+        session.engine().dispose()
+        with database_copies(url, request.wait) as copies:
+            copies.drop_scratch(name, REHEARSAL_PREFIX)
+
+
+STALE_SECONDS = 3600  # a rehearsal copy this old was left by an agent that was killed
+
+
+def _age(name: str) -> float:
+    stamp = name[len(REHEARSAL_PREFIX):].split("_")[0]
+    return time.time() - int(stamp) if stamp.isdigit() else 0.0
+
+
+def _rehearse_on(session, request, target: DatabaseTarget) -> RehearsalResult:
+    session.use_database(target)
+    script = session.script()
+    if len(script.get_heads()) > 1:
+        raise _multiple_heads(session.heads(script))
+    current = session.current()
+    result = RehearsalResult(database=session.database(), current=current)
+    lower = current[0] if len(current) == 1 else None
+    result.pending = [describe(r) for r in reversed(list(script.iterate_revisions("heads", lower)))]
+    if not result.pending:
+        return result
+    catalog, limits = dialect(session), Limits(request.lock_timeout, request.statement_timeout, 0)
+
+    def guard(connection) -> None:
+        session.prove(connection, target)
+
+    def upgrade(heads):
+        return script._upgrade_revs("heads", heads)
+
+    run = Run(batch=False)
+    recorder = Recorder(session.engine(), catalog, run)
+    try:
+        result.phases.append(_phase(session, script, "upgrade", upgrade, limits, catalog, guard, run))
+    finally:
+        recorder.stop()
+    result.statements = recorder.reports
+    if result.phases[-1].ok:
+        down_to = current[0] if len(current) == 1 else "base"
+        result.phases.append(_phase(session, script, "downgrade", lambda heads: script._downgrade_revs(down_to, heads),
+                                    limits, catalog, guard))
+    if result.phases[-1].ok:
+        result.phases.append(_phase(session, script, "upgrade again", upgrade, limits, catalog, guard))
+    return result
+
+
+def _phase(session, script, name, plan, limits, catalog, guard, run=None) -> Phase:
+    """One pass of `plan` on the redirected database, each revision in its own transaction."""
+    run = run or Run(batch=False)
+    started = time.monotonic()
+    phase = Phase(name=name, ok=True)
+    try:
+        run_plan(session, script, run, plan, limits, catalog, guard=guard)
+    except AgentError:
+        raise
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        if run.running is None:
+            raise
+        phase.ok, phase.failed, phase.error = False, describe(run.running), error_text(exc)
+    phase.seconds = round(time.monotonic() - started, 3)
+    phase.revisions = [r.id for r in run.completed]
+    if run.stopped_before:
+        raise interrupted(session, run.completed, run.stopped_before)
+    return phase
+
+
+REPLAY_STEPS = ("one head", "upgrade from an empty database, one revision at a time", "models match the schema at head",
+                "each revision's downgrade, then its upgrade again (stairway)", "downgrade to base leaves nothing behind")
+
+
+def replay(request) -> ReplayResult:
+    """What pytest-alembic checks, on an empty throw-away server: one head; upgrade one revision at a time; the
+    models match at head; each downgrade then upgrade; base leaves no table, type or sequence behind."""
+    from alembic.runtime.migration import RevisionStep
+
+    session = Session(request)
+    session.use_database(request.target)
+    script = session.script()
+    catalog, limits = dialect(session), Limits(request.lock_timeout, request.statement_timeout, 0)
+    history = list(script.walk_revisions())  # head first
+    result = ReplayResult(revisions=len(history), server_version=server_version(session))
+    steps = [ReplayStep(name=name, ok=None) for name in REPLAY_STEPS]
+    result.steps = steps
+
+    def guard(connection) -> None:
+        session.prove(connection, request.target)
+
+    with session.engine().connect() as connection:
+        before = set(catalog.leftovers(connection))
+    heads = session.heads(script)
+    steps[0].ok = len(heads) == 1
+    steps[0].detail = ", ".join("%s (%s)" % (h.id, h.message) for h in heads) or "no revisions"
+    if not steps[0].ok:
+        return result
+
+    started = time.monotonic()
+    upgrade = _phase(session, script, "upgrade", lambda current: script._upgrade_revs("heads", current), limits,
+                     catalog, guard)
+    _outcome(steps[1], upgrade, started, "%d revision(s) applied, each in its own transaction" % len(upgrade.revisions))
+    if not steps[1].ok:
+        return result
+
+    started = time.monotonic()
+    changes = _model_changes(session)
+    steps[2].ok, steps[2].seconds = not changes, round(time.monotonic() - started, 3)
+    steps[2].detail = ", ".join("%s %s" % (c.kind, c.name) for c in changes[:10]) or "no difference"
+
+    def stairway(current):
+        for revision in history:
+            yield RevisionStep(script.revision_map, revision, False)
+            yield RevisionStep(script.revision_map, revision, True)
+            yield RevisionStep(script.revision_map, revision, False)
+
+    started = time.monotonic()
+    run = Run(batch=False)
+    down_up = _phase(session, script, "stairway", stairway, limits, catalog, guard, run)
+    _outcome(steps[3], down_up, started, "%d revision(s): downgrade, upgrade, downgrade" % len(history))
+    if not down_up.ok:
+        tries = [s for s in run.steps if s.revision.revision == down_up.failed.id]
+        steps[3].detail = ["its downgrade failed", "its upgrade failed after its downgrade ran (the downgrade left "
+                           "something behind)", "its downgrade failed after upgrading again"][min(len(tries), 3) - 1]
+        return result
+
+    started = time.monotonic()
+    with session.engine().connect() as connection:
+        left = [thing for thing in catalog.leftovers(connection) if thing not in before]
+    steps[4].ok, steps[4].seconds = not left, round(time.monotonic() - started, 3)
+    steps[4].detail = ", ".join(left) or "nothing left"
+    return result
+
+
+def _outcome(step: ReplayStep, phase: Phase, started: float, detail: str) -> None:
+    step.ok, step.seconds = phase.ok, round(time.monotonic() - started, 3)
+    step.detail, step.revision, step.error = (detail, None, None) if phase.ok else ("", phase.failed, phase.error)
 
 
 def flask(request) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from typing import List, Optional
 
 from .files import database_files, watch_files
 from .protocol import Database, ErrorCode, Failure, PendingRevision, Revision
-from .review import classify_upgrade, read_source
+from .review import classify_tree, read_source
 
 
 class AgentError(Exception):
@@ -115,6 +116,7 @@ class Session:
         if state is None:
             raise fail(ErrorCode.NO_FLASK_MIGRATE, "The app does not initialise Flask-Migrate (Migrate(app, db)).")
         self.migrate_state = state
+        self._script = None
         self.db = state.db
         watch_files(database_files(self.engine().url))  # a first connection creates an SQLite file
         self.directory = os.path.abspath(request.directory or state.directory)
@@ -125,17 +127,23 @@ class Session:
     def config(self, autogenerate: bool = False):
         return self.migrate_state.migrate.get_config(self.directory, opts=["autogenerate"] if autogenerate else None)
 
-    def script(self, extra_versions: Optional[str] = None):
+    def script(self, extra_versions: Optional[str] = None, *, reload: bool = False):
         """The checkout's revisions, every revision file read: one that Python cannot read, or a revision that
-        refers to one no file defines, is named here rather than failing whatever comes next. With
-        `extra_versions`, also the revision files in that folder (the kept copies sync downgrades from)."""
+        refers to one no file defines, is named here rather than failing whatever comes next. Loaded once per
+        request (reading a long history is most of an upgrade's start: every revision file is imported);
+        `reload` after something outside it (a merge, autogenerate) wrote a revision. With `extra_versions`, a
+        fresh one that also has the revision files in that folder (the kept copies sync downgrades from)."""
         from alembic.script import ScriptDirectory
 
+        if not extra_versions and not reload and self._script is not None:
+            return self._script
         script = ScriptDirectory.from_config(self.config())
         if extra_versions:
             own = list(script.version_locations or []) or [os.path.join(script.dir, "versions")]
             script.version_locations = own + [extra_versions]
         load_history(script, [self.directory] + list(script.version_locations or [script.versions]))
+        if not extra_versions:
+            self._script = script
         return script
 
     def engine(self, bind: Optional[str] = None):
@@ -181,6 +189,31 @@ class Session:
         """A connection to the app's database (or a bind's); see connect()."""
         return connect(self.engine(bind), bind)
 
+    def use_database(self, target) -> None:
+        """Point the app's engine at `target` (a copy, a throw-away server) for the rest of this request, and
+        prove it: the app's own database must not see a single revision."""
+        from sqlalchemy import create_engine
+
+        url = self.engine().url.set(database=target.name)
+        if target.host:
+            url = url.set(host=target.host, port=target.port, username=target.user, password=target.password)
+        if hasattr(self.db, "engines"):  # Flask-SQLAlchemy 3: one engine per bind, made by init_app
+            self.db.engines[None] = create_engine(url)
+        else:  # Flask-SQLAlchemy 2: the engine follows the configured URI
+            self.app.config["SQLALCHEMY_DATABASE_URI"] = url.render_as_string(hide_password=False)
+        with self.engine().connect() as connection:
+            self.prove(connection, target)
+
+    def prove(self, connection, target) -> None:
+        """Refuse to go on unless `connection` reaches `target` (env.py may make its own engine)."""
+        from sqlalchemy import text
+
+        value = connection.execute(text(target.check_sql)).scalar()
+        if str(value) != target.check_value:
+            raise fail(ErrorCode.NOT_REDIRECTED, "The migrations connect to %s, not to devtool's copy %s: env.py "
+                       "must use the app's engine (as Flask-Migrate's env.py does); nothing was run." % (
+                           value, target.name))
+
     def current(self, bind: Optional[str] = None) -> List[str]:
         from alembic.runtime.migration import MigrationContext
 
@@ -219,9 +252,12 @@ class Session:
                 found.append((bind, url))
         return found
 
-    def pending(self, script, current: List[str]) -> List[PendingRevision]:
-        """Revisions between the database and head, oldest first, each with its reviewed changes. With binds,
-        a revision pending in any of the databases (each has its own alembic_version) counts."""
+    def pending(self, script, current: List[str], linter=None) -> List[PendingRevision]:
+        """Revisions between the database and head, oldest first, each with its reviewed changes (and, given a
+        linter, its lint findings). With binds, a revision pending in any of the databases (each has its own
+        alembic_version) counts."""
+        from .render import upgrade_sql
+
         currents = [current] + [self.current(bind) for bind, _ in self.databases()[1:]]
         behind = [list(reversed(list(script.iterate_revisions("heads", c[0] if len(c) == 1 else None))))
                   for c in currents]
@@ -231,8 +267,10 @@ class Session:
             for revision in revisions:
                 if revision.revision not in seen:
                     seen.add(revision.revision)
+                    changes, findings = review_and_lint(revision.path, linter, lambda revision=revision: upgrade_sql(
+                        self, script, revision))
                     found.append(PendingRevision(id=revision.revision, message=(revision.doc or "").strip(),
-                                                 path=revision.path, changes=review_file(revision.path)))
+                                                 path=revision.path, changes=changes, findings=findings))
         return found
 
 
@@ -311,12 +349,25 @@ def _referring_file(directories: List[str], missing: str) -> Optional[str]:
     return None
 
 
-def review_file(path: str, function: str = "upgrade"):
-    """The reviewed changes of one revision file's upgrade() (or downgrade()); a file Python cannot read is
+def parse_file(path: str):
+    """(source, tree) of one revision file, read the way Python and Alembic do; a file that cannot be read is
     named."""
     try:
-        return classify_upgrade(read_source(path), function)
+        source = read_source(path)
+        return source, ast.parse(source)
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError) as exc:
         where = " (line %s)" % exc.lineno if getattr(exc, "lineno", None) else ""
         raise fail(ErrorCode.REVISION_UNREADABLE, "Cannot read revision file %s%s: %s" % (
             path, where, getattr(exc, "msg", None) or first_line(exc)), path=path, error=error_text(exc))
+
+
+def review_file(path: str, function: str = "upgrade"):
+    """The reviewed changes of one revision file's upgrade() (or downgrade())."""
+    return classify_tree(parse_file(path)[1], function)
+
+
+def review_and_lint(path: str, linter=None, render=None):
+    """(changes, lint findings) of one revision file's upgrade(). `render` gives the statements `upgrade --sql`
+    writes for it, asked only when op.execute builds its SQL at run time."""
+    source, tree = parse_file(path)
+    return classify_tree(tree), (linter.lint(tree, source, render) if linter is not None else [])

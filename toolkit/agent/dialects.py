@@ -1,6 +1,7 @@
 """What depends on the database engine inside the agent: the migration lock (locks.py), how a revision is
 applied and reported when it fails, snapshot copies inside the database server, snapshots of database files
-(sqlite.py), and how tools beside the backend reach the database (mysql.py for MySQL/MariaDB)."""
+(sqlite.py), how tools beside the backend reach the database (mysql.py for MySQL/MariaDB), the lint rules, the
+apply's timeouts and who blocks them, and what rehearse and replay read from the catalog."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .app import error_text, fail, first_line, log
 from .client import client_gone
+from .lint import Linter
 from .locks import FileLock, Locks, MySQLLock, NoLock, PostgresLock
 from .mysql import engine_label, mysql_connection, mysql_connection_lost, statements_that_stay
 from .protocol import COPY_PREFIX, LOCK_KEY, SNAPSHOT_MARK, ErrorCode
@@ -326,6 +328,18 @@ class PostgresCopies:
             except Exception as exc:
                 log("could not drop %s (the data the restore replaced): %s" % (swap.replaced, first_line(exc)))
 
+    # -- scratch copies devtool makes for itself (a rehearsal's): never a snapshot, gone when done
+    def scratch_copies(self, prefix: str) -> List[str]:
+        self._execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", prefix)
+        return [row[0] for row in self.cursor.fetchall()]
+
+    def drop_scratch(self, name: str, prefix: str) -> None:
+        if not name.startswith(prefix):
+            raise fail(ErrorCode.AGENT_FAILED, "%s is not a scratch copy of devtool's; not dropped." % name)
+        self._close_connections(name)
+        self._execute("DROP DATABASE IF EXISTS %s%s" % (_quoted(name), " WITH (FORCE)" if self.version >= 130000
+                                                        else ""))
+
     def drop(self, names: List[str]) -> Tuple[List[str], List[str]]:
         """Drop snapshot copies; a database devtool did not make (no prefix or no mark) is never dropped."""
         dropped, missing = [], []
@@ -597,3 +611,269 @@ def enum_support(dialect_name: str):
     """The enum-type handling of a database that has named enum types (Postgres), else None."""
     support = ENUMS.get(dialect_name)
     return support() if support else None
+# ---------------------------------------------------------------------------------------------- dialects
+
+
+def server_version(session) -> Optional[int]:
+    """The server's version as a number (150004 for 15.4), None when the database cannot be reached."""
+    engine = session.engine()
+    try:
+        if engine.dialect.server_version_info is None:  # known once a first connection was made
+            with engine.connect():
+                pass
+    except Exception:
+        return None
+    parts = [p for p in (engine.dialect.server_version_info or ()) if isinstance(p, int)] + [0, 0]
+    if len(parts) == 2:
+        return None
+    if parts[0] >= 10:  # 15.4 -> 150004
+        return parts[0] * 10000 + parts[1]
+    return parts[0] * 10000 + parts[1] * 100 + parts[2]  # 9.6.24 -> 90624
+
+
+class Postgres:
+    """What devtool knows about Postgres inside the agent: its lint rules, the apply's timeouts, who holds a
+    lock, and what a statement did to a table (rehearse)."""
+
+    name = "postgresql"
+    shared_transactions = True  # quick revisions may share one: DDL is transactional, a failure rolls back whole
+    LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of "canceling statement due to lock timeout"
+    QUERY_CANCELED = "57014"  # ... due to statement timeout (or a cancel request)
+
+    @property
+    def rules(self):
+        from .lint_postgres import RULES
+
+        return RULES
+
+    def set_timeouts(self, connection, lock_timeout: float, statement_timeout: float) -> None:
+        """Session settings of the migration connection (0 turns a limit off, as in Postgres)."""
+        from sqlalchemy import text
+
+        connection.execute(text("SELECT set_config('lock_timeout', :lock, false), "
+                                "set_config('statement_timeout', :statement, false)"),
+                           {"lock": "%dms" % int(lock_timeout * 1000),
+                            "statement": "%dms" % int(statement_timeout * 1000)})
+
+    def sqlstate(self, exc: BaseException) -> Optional[str]:
+        original = getattr(exc, "orig", None) or exc
+        return getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return self.sqlstate(exc) == self.LOCK_NOT_AVAILABLE
+
+    def is_statement_timeout(self, exc: BaseException) -> bool:
+        original = getattr(exc, "orig", None) or exc
+        return self.sqlstate(exc) == self.QUERY_CANCELED and "statement timeout" in str(original)
+
+    def backend_pid(self, connection) -> Optional[int]:
+        from sqlalchemy import text
+
+        return connection.execute(text("SELECT pg_backend_pid()")).scalar()
+
+    def blockers(self, connection, pid: int) -> List[str]:
+        """The sessions that block backend `pid` right now, each described for the user."""
+        from sqlalchemy import text
+
+        rows = connection.execute(text(
+            "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state, "
+            "       extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::int, left(a.query, 120) "
+            "FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids(:pid)) ORDER BY a.pid"), {"pid": pid})
+        return [describe_session(*row) for row in rows]
+
+
+    def invalid_indexes(self, engine) -> List[str]:
+        """Indexes a failed CREATE INDEX CONCURRENTLY left behind (invalid), by name as SQL can use it."""
+        from sqlalchemy import text
+
+        try:
+            with engine.connect() as connection:
+                return [row[0] for row in connection.execute(text(
+                    "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid"))]
+        except Exception:  # the apply's own failure is what the user needs to hear about
+            return []
+
+    def drop_indexes(self, engine, names: List[str], lock_timeout: float) -> List[str]:
+        """Drop these indexes (concurrently, waiting at most lock_timeout); the ones that could not be."""
+        from sqlalchemy import text
+
+        left = []
+        with engine.connect() as connection:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.execute(text("SELECT set_config('lock_timeout', :value, false)"),
+                               {"value": "%dms" % int(lock_timeout * 1000)})
+            for name in names:  # names from the catalog (regclass text): already quoted where SQL needs it
+                try:
+                    connection.execute(text("DROP INDEX CONCURRENTLY IF EXISTS %s" % name))
+                except Exception:
+                    left.append(name)
+        return left
+
+    def no_lock_timeout_outside_transactions(self, engine, lock_timeout: float):
+        """Statements outside a transaction (autocommit blocks: CREATE INDEX CONCURRENTLY) wait for older
+        transactions by design, and block nobody's reads or writes meanwhile: lock_timeout would only make
+        them fail and leave an invalid index. Lifted for each such statement; returns the undo."""
+        from sqlalchemy import event
+
+        def before(conn, cursor, statement, parameters, context, executemany):
+            if getattr(cursor.connection, "autocommit", False):
+                self._set(cursor.connection, "0")
+
+        def after(conn, cursor, statement, parameters, context, executemany):
+            if getattr(cursor.connection, "autocommit", False):
+                self._set(cursor.connection, "%dms" % int(lock_timeout * 1000))
+
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+
+        def undo() -> None:
+            event.remove(engine, "before_cursor_execute", before)
+            event.remove(engine, "after_cursor_execute", after)
+
+        return undo
+
+    def _set(self, connection, value: str) -> None:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT set_config('lock_timeout', %s, false)", (value,))
+        finally:
+            cursor.close()
+
+    # ---- rehearse: what a statement did, read from the catalog on the migration's own (DBAPI) connection
+
+    LOCK_ORDER = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
+                  "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
+
+    def _rows(self, connection, sql: str, params=()):
+        cursor = connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def pid(self, connection) -> int:
+        return self._rows(connection, "SELECT pg_backend_pid()")[0][0]
+
+    def relations(self, connection) -> dict:
+        """{oid: (name as SQL can use it, file node)} of the user's tables."""
+        rows = self._rows(connection, "SELECT c.oid, c.oid::regclass::text, c.relfilenode FROM pg_class c "
+                                      "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm') "
+                                      "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                                      "AND n.nspname NOT LIKE 'pg_toast%%'")
+        return {oid: (name, node) for oid, name, node in rows}
+
+    def locks(self, connection, pid: Optional[int] = None) -> set:
+        """{(relation oid, mode)} granted to backend `pid` (default: this connection's)."""
+        rows = self._rows(connection, "SELECT relation, mode FROM pg_locks WHERE locktype = 'relation' AND granted "
+                                      "AND pid = coalesce(%s, pg_backend_pid())", (pid,))
+        return {(oid, mode) for oid, mode in rows}
+
+    def strongest(self, taken: set, names: dict):
+        """(mode, table) of the strongest lock among `taken` on one of the user's tables; (None, None) if none."""
+        mine = [(self.LOCK_ORDER.index(mode) if mode in self.LOCK_ORDER else -1, names[oid], mode)
+                for oid, mode in taken if oid in names]
+        if not mine:
+            return None, None
+        _, table, mode = max(mine)
+        return mode, table
+
+    def count(self, connection, table: str) -> Optional[int]:
+        """Rows of `table` (a name from relations(), already quoted as SQL needs it). Inside the revision's
+        transaction behind a savepoint: a failure here must not abort the revision."""
+        in_transaction = not getattr(connection, "autocommit", False)
+        cursor = connection.cursor()
+        try:
+            if in_transaction:
+                cursor.execute("SAVEPOINT devtool_count")
+            cursor.execute("SELECT count(*) FROM %s" % table)
+            rows = cursor.fetchall()[0][0]
+            if in_transaction:
+                cursor.execute("RELEASE SAVEPOINT devtool_count")
+            return rows
+        except Exception:
+            if in_transaction:
+                cursor.execute("ROLLBACK TO SAVEPOINT devtool_count")
+            return None
+        finally:
+            cursor.close()
+
+
+    def leftovers(self, connection) -> List[str]:
+        """Tables, views, sequences and types in the user's schemas (alembic_version aside), as "kind name"."""
+        from sqlalchemy import text
+
+        system = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%' " \
+                 "AND n.nspname NOT LIKE 'pg_temp%%'"
+        rows = connection.execute(text((
+            "SELECT CASE c.relkind WHEN 'S' THEN 'sequence ' WHEN 'v' THEN 'view ' WHEN 'm' THEN 'view ' "
+            "       ELSE 'table ' END || c.oid::regclass::text "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.relname <> 'alembic_version' AND {system} "
+            "UNION ALL SELECT 'type ' || format_type(t.oid, NULL) FROM pg_type t "
+            "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype IN ('e', 'c', 'd', 'r', 'm') "
+            "AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.reltype = t.oid) AND {system} "
+            "ORDER BY 1").format(system=system).replace("%%", "%")))
+        return [row[0] for row in rows]
+
+
+def describe_session(pid, user, application, client, state, seconds, query) -> str:
+    parts = ["pid %s" % pid, "user %s" % user]
+    if application:
+        parts.append("application %r" % application)
+    if client:
+        parts.append("client %s" % client)
+    if state:
+        parts.append("%s%s" % (state, " for %d s" % seconds if seconds is not None else ""))
+    if query:
+        parts.append("last query %r" % " ".join(str(query).split()))
+    return ", ".join(parts)
+
+
+class Generic:
+    """A database devtool has no lint rules or timeouts for (MySQL, MariaDB, SQLite so far). Each revision has
+    a transaction of its own: where schema changes commit at once, a shared one could not be replayed."""
+
+    rules: list = []
+    shared_transactions = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def set_timeouts(self, connection, lock_timeout: float, statement_timeout: float) -> None:
+        pass
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return False
+
+    def is_statement_timeout(self, exc: BaseException) -> bool:
+        return False
+
+    def backend_pid(self, connection) -> Optional[int]:
+        return None
+
+    def blockers(self, connection, pid: int) -> List[str]:
+        return []
+
+    def invalid_indexes(self, engine) -> List[str]:
+        return []
+
+    def drop_indexes(self, engine, names: List[str], lock_timeout: float) -> List[str]:
+        return names
+
+    def no_lock_timeout_outside_transactions(self, engine, lock_timeout: float):
+        return lambda: None
+
+
+DIALECTS = {Postgres.name: Postgres}
+
+
+def dialect(session):
+    backend = session.database().backend
+    return DIALECTS[backend]() if backend in DIALECTS else Generic(backend)
+
+
+def linter(session) -> Linter:
+    """The lint rules of the app's database, with the server's version when it can be read."""
+    chosen = dialect(session)
+    return Linter(chosen.name, list(chosen.rules), server_version(session) if chosen.rules else None)

@@ -16,8 +16,9 @@ from .connections import guard_connections
 from .dialects import connection_lost
 from .files import hand_over_all
 from .protocol import (CommandsRequest, ConnectionRequest, CopyRequest, DatabaseRequest, DropCopiesRequest,
-                       ErrorCode, Failure, FileSnapshotRequest, FlaskRequest, MigrateRequest, RestoreCopyRequest,
-                       RestoreFileRequest, RevisionsRequest, StatusRequest, SyncRequest, UpgradeRequest,
+                       ErrorCode, Failure, FileSnapshotRequest, FlaskRequest, LintRequest, MigrateRequest,
+                       RehearseRequest, ReplayRequest, RestoreCopyRequest, RestoreFileRequest, RevisionsRequest,
+                       StatusRequest, SyncRequest, UpgradeRequest,
                        decode_request, result_line)
 
 ACTIONS = {
@@ -35,6 +36,9 @@ ACTIONS = {
     SyncRequest.action: actions.sync,
     FileSnapshotRequest.action: actions.snapshot_file,
     RestoreFileRequest.action: actions.restore_file,
+    LintRequest.action: actions.lint,
+    RehearseRequest.action: actions.rehearse,
+    ReplayRequest.action: actions.replay,
 }
 
 HOME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # /tmp/devtool-agent-<id>-<nonce>
@@ -52,6 +56,7 @@ def main(request_text: str) -> None:
 def run_request(request_text: str) -> None:
     """Do one request in this process and print its result line (flask requests exit with flask's code)."""
     watch_client()
+    _bytecode_cache()
     try:
         request = decode_request(request_text)
         guard_connections(request.connect_timeout, request.lost_after)
@@ -70,6 +75,15 @@ def run_request(request_text: str) -> None:
     hand_over_all()
     sys.stdout.write(result_line(result))
     sys.stdout.flush()
+
+
+def _bytecode_cache() -> None:
+    """Compiled modules (the revision files above all: a long history is read by every command, and compiling
+    3,000 files costs most of a second) are kept in devtool's private folder, never next to the sources."""
+    folder = server.private_dir()
+    if folder is not None:
+        sys.pycache_prefix = os.path.join(folder, "pycache")
+        sys.dont_write_bytecode = False
 
 
 def serve(path: str) -> None:

@@ -26,6 +26,7 @@ DEBUG_MARK = "\x1edevtool-debug "
 FLASK_DATABASE_LOST = 29  # the exit code of `flask ...` through devtool when the database went away (ExitCode 29)
 LOCK_KEY = 72731001  # the Postgres advisory lock every devtool migration takes
 COPY_PREFIX = "devtool_snap_"  # snapshot copies inside the database server: COPY_PREFIX + token
+REHEARSAL_PREFIX = "devtool_rh_"  # a rehearsal's copy: REHEARSAL_PREFIX + <unix time>_<hex>, dropped when done
 SNAPSHOT_MARK = "devtool-snapshot "  # a copy's COMMENT: this mark, then the snapshot's metadata as JSON
 
 
@@ -47,6 +48,13 @@ class Risk:
     SNAPSHOT_FIRST = (DESTRUCTIVE, RENAME)  # a snapshot is taken before these are applied
 
 
+class Severity:
+    """How much a lint finding matters: errors stop migrate (without --yes) and fail check and lint."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
 class ErrorCode:
     APP_NOT_LOADED = "app_not_loaded"
     DATABASE_UNREACHABLE = "database_unreachable"  # connecting to (or reading) the app's database failed
@@ -60,7 +68,12 @@ class ErrorCode:
     UPGRADE_FAILED = "upgrade_failed"  # the failing revision rolled back whole
     PARTLY_APPLIED = "partly_applied"  # the failing revision's first statements stay (MySQL commits DDL at once)
     LOCK_UNAVAILABLE = "lock_unavailable"  # devtool's migration lock could not be taken (its file, say)
-    LOCK_TIMEOUT = "lock_timeout"
+    LOCK_TIMEOUT = "lock_timeout"  # another devtool migration held the migration lock past the deadline
+    LOCK_BLOCKED = "lock_blocked"  # a revision's statement waited past lock_timeout, every retry (the holder named)
+    NOT_REDIRECTED = "not_redirected"  # rehearse/replay: env.py does not connect to the copy devtool made
+    REHEARSAL_COPY_FAILED = "rehearsal_copy_failed"  # the database server would not copy the database
+    NO_SUCH_REVISION = "no_such_revision"  # a revision the user named is not in the history
+    STATEMENT_TIMEOUT = "statement_timeout"  # a revision's statement ran past statement_timeout
     DATABASE_LOST = "database_lost"  # the database stopped answering (restarted, network cut): what was done named
     INTERRUPTED = "interrupted"  # devtool went away (Ctrl-C, killed): stopped at a revision boundary
     ORPHANED = "orphaned"  # the database is at a revision the checkout does not have (a git checkout removed it)
@@ -103,8 +116,30 @@ class Change:
 
 
 @dataclass
+class Finding:
+    """A lint rule that matched one operation of a revision (agent/lint.py)."""
+
+    rule: str
+    severity: str
+    message: str  # what this operation does, e.g. "adds NOT NULL column users.age without a server default"
+    why: str = ""
+    safe: str = ""  # the safe way
+    line: Optional[int] = None
+    table: Optional[str] = None
+    column: Optional[str] = None
+    allowed: Optional[str] = None  # the reason of a `# devtool: allow <rule> <reason>` that silences it
+    revision: Optional[str] = None  # set where findings of several revisions are listed together
+    path: Optional[str] = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == Severity.ERROR and self.allowed is None
+
+
+@dataclass
 class PendingRevision(Revision):
     changes: List[Change] = field(default_factory=list)
+    findings: List[Finding] = field(default_factory=list)
 
 
 @dataclass
@@ -139,6 +174,21 @@ class SnapshotDatabase:
     revision: List[str] = field(default_factory=list)  # alembic_version when it was taken
     size: int = 0  # bytes (the copy's database size, or the dump file's)
     server_version: Optional[str] = None
+
+
+@dataclass
+class DatabaseTarget:
+    """A database the agent works on instead of the app's own: a copy on the same server (`name` only), or a
+    throw-away server (`host`, `port`, `user`, `password`). Every connection proves it reaches it: `check_sql`
+    must return `check_value` there."""
+
+    name: str
+    check_sql: str
+    check_value: str
+    host: Optional[str] = None
+    port: Optional[int] = None
+    user: Optional[str] = None
+    password: Optional[str] = None
 
 
 @dataclass
@@ -184,6 +234,9 @@ class MigrateRequest(Request):
     fix_imports: bool = False
     merge: bool = False
     lock_wait: float = 180.0
+    lock_timeout: float = 5.0  # seconds a statement may wait for a table lock (0: no limit)
+    statement_timeout: float = 600.0  # seconds a statement may run (0: no limit)
+    lock_retries: int = 3  # a revision that hit lock_timeout is tried again this many times, with backoff
 
 
 @dataclass
@@ -193,6 +246,20 @@ class UpgradeRequest(Request):
     action = "upgrade"
     approved: List[str] = field(default_factory=list)
     lock_wait: float = 180.0
+    lock_timeout: float = 5.0
+    statement_timeout: float = 600.0
+    lock_retries: int = 3
+
+
+@dataclass
+class LintRequest(Request):
+    """Lint revisions: the given ones (ids or unique prefixes), every one (`all`), those after `since`, or by
+    default the ones not yet applied."""
+
+    action = "lint"
+    revisions: List[str] = field(default_factory=list)
+    all: bool = False
+    since: Optional[str] = None
 
 
 @dataclass
@@ -282,6 +349,33 @@ class SyncRequest(Request):
     approved: List[str] = field(default_factory=list)
     merge: bool = False
     lock_wait: float = 180.0
+    lock_timeout: float = 5.0
+    statement_timeout: float = 600.0
+    lock_retries: int = 3
+
+
+@dataclass
+class RehearseRequest(Request):
+    """Copy the app's database inside its server, apply the pending revisions to the copy statement by
+    statement, downgrade and upgrade them again there, drop the copy; the app's own database is never used."""
+
+    action = "rehearse"
+    wait: float = 60.0  # seconds to wait for the connections the copy needs closed, and a running migration
+    lock_timeout: float = 5.0
+    statement_timeout: float = 600.0
+    lock_retries: int = 0
+
+
+@dataclass
+class ReplayRequest(Request):
+    """The whole history on `target`, an empty throw-away server: one head, upgrade one revision at a time, the
+    models match at head, each downgrade then upgrade, and base leaves nothing behind."""
+
+    action = "replay"
+    target: Optional[DatabaseTarget] = None
+    lock_timeout: float = 5.0
+    statement_timeout: float = 600.0
+    lock_retries: int = 0
 
 
 @dataclass
@@ -306,7 +400,8 @@ class RestoreFileRequest(Request):
 REQUESTS = {cls.action: cls for cls in (MigrateRequest, UpgradeRequest, StatusRequest, FlaskRequest,
                                         DatabaseRequest, CommandsRequest, CopyRequest, RestoreCopyRequest,
                                         DropCopiesRequest, ConnectionRequest, RevisionsRequest, SyncRequest,
-                                        FileSnapshotRequest, RestoreFileRequest)}
+                                        FileSnapshotRequest, RestoreFileRequest, LintRequest, RehearseRequest,
+                                        ReplayRequest)}
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -322,6 +417,7 @@ class MigrationResult:
     current_after: List[str] = field(default_factory=list)
     pending: List[PendingRevision] = field(default_factory=list)  # pending when the request began
     review: List[Change] = field(default_factory=list)  # flagged changes (pending and new), each with its revision
+    findings: List[Finding] = field(default_factory=list)  # lint findings of those revisions, each with its revision
     upgraded_first: List[Revision] = field(default_factory=list)  # pending revisions applied before generating
     applied: List[Revision] = field(default_factory=list)  # every revision this request applied, in order
     downgraded: List[Revision] = field(default_factory=list)  # sync: revisions downgraded, newest first
@@ -332,6 +428,7 @@ class MigrationResult:
     unscanned_modules: List[str] = field(default_factory=list)  # "module: why": not looked at for models
     lock_waited: float = 0.0
     snapshot: Optional[Dict[str, Any]] = None  # taken by the host before applying destructive changes
+    rehearsal: Optional[Dict[str, Any]] = None  # migrate --rehearse: the host's rehearsal of the new revision
 
 
 @dataclass
@@ -361,6 +458,83 @@ class StatusResult:
     dialect: Optional[str] = None  # postgresql, mysql, mariadb, sqlite: the server devtool talked to
     server_version: Optional[str] = None  # known once the database was reached
     binds: List[BindState] = field(default_factory=list)  # a multi-database app's other databases
+
+
+@dataclass
+class LintRule:
+    id: str
+    severity: str
+    title: str
+    why: str
+    safe: str
+
+
+@dataclass
+class LintedRevision(Revision):
+    findings: List[Finding] = field(default_factory=list)
+
+
+@dataclass
+class LintResult:
+    dialect: str  # the database's backend; no rules for it: nothing was checked
+    selection: str  # "pending", "given", "all" or "since <revision>"
+    revisions: List[LintedRevision] = field(default_factory=list)  # oldest first
+    rules: List[LintRule] = field(default_factory=list)
+    server_version: Optional[int] = None
+    current: Optional[List[str]] = None
+
+
+@dataclass
+class StatementReport:
+    """One statement a revision ran on the copy, and what it did to the table it locked hardest."""
+
+    revision: str
+    sql: str
+    seconds: float
+    lock: Optional[str] = None  # the strongest lock mode it took (pg_locks), e.g. AccessExclusiveLock
+    table: Optional[str] = None  # ... and on which table
+    rewrote: List[str] = field(default_factory=list)  # tables whose file node it changed (a rewrite)
+    rows: Optional[int] = None  # the table's row count afterwards
+    outside_transaction: bool = False  # ran in an autocommit block: its locks are gone when it ends
+    lock_held_before: bool = False  # the lock was taken by an earlier statement of the same transaction
+
+
+@dataclass
+class Phase:
+    """One pass over the revisions: its outcome, and the revision that failed."""
+
+    name: str  # "upgrade", "downgrade", "upgrade again"
+    ok: bool
+    seconds: float = 0.0
+    revisions: List[str] = field(default_factory=list)  # the ones it went through
+    failed: Optional[Revision] = None
+    error: Optional[str] = None
+
+
+@dataclass
+class RehearsalResult:
+    database: Database  # the copy
+    current: List[str]  # where the copy (and the app's database) started
+    pending: List[Revision] = field(default_factory=list)
+    statements: List[StatementReport] = field(default_factory=list)
+    phases: List[Phase] = field(default_factory=list)
+
+
+@dataclass
+class ReplayStep:
+    name: str
+    ok: Optional[bool]  # None: not run, because an earlier step failed
+    detail: str = ""
+    revision: Optional[Revision] = None  # the revision it failed on
+    error: Optional[str] = None
+    seconds: float = 0.0
+
+
+@dataclass
+class ReplayResult:
+    steps: List[ReplayStep] = field(default_factory=list)
+    revisions: int = 0
+    server_version: Optional[int] = None
 
 
 @dataclass
@@ -422,13 +596,15 @@ class Failure:
     statements: List[str] = field(default_factory=list)  # PARTLY_APPLIED: the failed revision's that stay
     database: Optional[Database] = None  # the database that could not be reached
     hint: Optional[str] = None  # a next step for this very failure (otherwise the code's own hint applies)
+    blockers: List[str] = field(default_factory=list)  # the sessions that held the lock a revision waited for
 
 
 RESULTS = {MigrateRequest: MigrationResult, UpgradeRequest: MigrationResult, StatusRequest: StatusResult,
            DatabaseRequest: Database, CommandsRequest: CommandsResult, CopyRequest: CopyResult,
            RestoreCopyRequest: CopyResult, DropCopiesRequest: DropResult, ConnectionRequest: ConnectionResult,
            RevisionsRequest: RevisionsResult, SyncRequest: MigrationResult, FileSnapshotRequest: FileSnapshotResult,
-           RestoreFileRequest: FileSnapshotResult}
+           RestoreFileRequest: FileSnapshotResult, LintRequest: LintResult, RehearseRequest: RehearsalResult,
+           ReplayRequest: ReplayResult}
 
 
 # ---------------------------------------------------------------------------------------------- JSON

@@ -128,7 +128,11 @@ def classify_upgrade(source: str, function: str = "upgrade") -> List[Change]:
     """The operations of a revision's upgrade() (or `function`: downgrade), each with a risk: safe,
     destructive, risky or rename. In a multi-database revision, those of each upgrade_<engine>() with its
     engine's name (bind)."""
-    tree = ast.parse(source)
+    return classify_tree(ast.parse(source), function)
+
+
+def classify_tree(tree: ast.Module, function: str = "upgrade") -> List[Change]:
+    """classify_upgrade() of an already parsed file (the lint reads the same tree)."""
     upgrade = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function), None)
     if upgrade is None:
         return []

@@ -131,8 +131,8 @@ def given_options(ctx: typer.Context, fields: dict) -> dict:
 
 
 def _register() -> None:
-    from toolkit.cli import (check, config, db, doctor, down, hooks, migrate, new, restore, setup, shell, snapshot,
-                             status, sync, up)
+    from toolkit.cli import (check, config, db, doctor, down, hooks, lint, migrate, new, rehearse, restore, setup,
+                             shell, snapshot, status, sync, up)
 
     app.command("up", help=up.__doc__)(up.command)
     app.command("down", help=down.__doc__)(down.command)
@@ -143,6 +143,8 @@ def _register() -> None:
     app.command("doctor", help=doctor.__doc__)(doctor.command)
     app.command("setup", help=setup.__doc__)(setup.command)
     app.command("check", help=check.__doc__)(check.command)
+    app.command("lint", help=lint.__doc__)(lint.command)
+    app.command("rehearse", help=rehearse.__doc__)(rehearse.command)
     app.add_typer(snapshot.app, name="snapshot", help=snapshot.__doc__)
     app.command("restore", help=restore.__doc__)(restore.command)
     app.command("config", help=config.__doc__)(config.command)

@@ -20,6 +20,8 @@ def command(
     sync_first: bool = typer.Option(False, "--sync", help="First bring the database to this checkout's head "
                                                           "(`devtool sync`: after a git checkout), then migrate."),
     full: bool = typer.Option(False, "--full", help=FULL_OPTION_HELP),
+    rehearse: bool = typer.Option(False, "--rehearse", help="Rehearse the new revision on a copy of the database "
+                                                            "first; apply it only if that holds."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     from dataclasses import asdict
@@ -36,18 +38,29 @@ def command(
         return out.confirm(f"The revision failed half-way. Restore snapshot {snapshot['name']} (taken just before "
                            f"it) now?")
 
+    def rehearsed():
+        from toolkit.cli.rehearse import render as render_rehearsal
+        from toolkit.rehearse import rehearse as rehearse_pending
+
+        rehearsal = rehearse_pending(ctx.obj)
+        if not json_output and rehearsal.result is not None:  # nothing pending: nothing to show
+            render_rehearsal(out, rehearsal)
+        return rehearsal
+
     if sync_first:
         from toolkit import sync
         from toolkit.cli.sync import render as render_sync
 
         both = sync.sync_then_migrate(ctx.obj, message, upgrade=not no_upgrade, yes=yes, fix_imports=fix_imports,
                                       merge=merge, confirm=confirm, snapshot=not no_snapshot,
-                                      offer_restore=offer_restore)
+                                      offer_restore=offer_restore, rehearse=rehearsed if rehearse else None)
         out.emit({"ok": True, **asdict(both.migration), "sync": both.sync.as_json()},
                  lambda: (render_sync(out, both.sync), render(out, both.migration)))
         return
+
     result = migrations.migrate(ctx.obj, message, upgrade=not no_upgrade, yes=yes, fix_imports=fix_imports,
-                                merge=merge, confirm=confirm, snapshot=not no_snapshot, offer_restore=offer_restore)
+                                merge=merge, confirm=confirm, snapshot=not no_snapshot, offer_restore=offer_restore,
+                                rehearse=rehearsed if rehearse else None)
     out.emit({"ok": True, **asdict(result)}, lambda: render(out, result))
 
 
@@ -65,6 +78,10 @@ def render(out, result) -> None:
                  f"`devtool restore --latest` brings the data back.")
     for module in result.unscanned_modules:
         out.warn(f"Not looked at for models (it could not be imported): {module}.")
+    if result.findings:
+        from toolkit.cli.lint import show_findings
+
+        show_findings(out, result.findings, "Lint (docs/lint.md)")
     if result.revision is None:
         applied = "; ".join(f"{r.id} ({r.message})" for r in result.upgraded_first)
         unseen = " among the models that could be loaded" if result.unscanned_modules else ""

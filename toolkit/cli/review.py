@@ -16,7 +16,12 @@ def what(change) -> str:
 
 
 def show_review(out, result) -> None:
-    show_changes(out, "Needs review", result.review, revision=True)
+    """The flagged changes, then the lint findings (an error among them needs the same approval)."""
+    from toolkit.cli.lint import show_findings
+
+    if result.review:
+        show_changes(out, "Needs review", result.review, revision=True)
+    show_findings(out, result.findings, "Lint (docs/lint.md)")
 
 
 def show_changes(out, title: str, changes, *, revision: bool = False) -> None:

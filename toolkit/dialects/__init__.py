@@ -45,15 +45,17 @@ def unreachable_hint(ctx: Context, database: Database, error: str) -> str:
                     "user, password, database name).")
 
 
-def for_database(database: Database) -> Dialect:
+def for_database(database: Database, *, purpose: str = "Snapshots are",
+                 exit_code: int = ExitCode.SNAPSHOT_FAILED) -> Dialect:
+    """The dialect of the app's database; `purpose` ("Replays are") and `exit_code` say what cannot be done
+    without one."""
     from toolkit.dialects.mysql import MySQL
     from toolkit.dialects.postgres import Postgres
     from toolkit.dialects.sqlite import SQLite
 
     dialects = {"postgresql": Postgres(), "mysql": MySQL(), "mariadb": MySQL(), "sqlite": SQLite()}
     if database.backend not in dialects:
-        raise DevtoolError(f"Snapshots are not supported for {database.backend} databases yet.",
-                           exit_code=ExitCode.SNAPSHOT_FAILED)
+        raise DevtoolError(f"{purpose} not supported for {database.backend} databases yet.", exit_code=exit_code)
     return dialects[database.backend]
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, BinaryIO, ContextManager, Protocol
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from toolkit.agent.protocol import ConnectionResult, Database
+    from toolkit.agent.protocol import ConnectionResult, Database, DatabaseTarget
     from toolkit.context import Context
 
 
@@ -63,3 +63,10 @@ def matching_hint(hints, database: Database, error: str, default_port: int | Non
             return hint.format(host=database.host, port=database.port or default_port, user=database.user,
                                name=database.name)
     return None
+
+class ThrowawayServers(Protocol):
+    """A dialect that can start a server of its own for `check --replay` (Postgres so far)."""
+
+    def throwaway_server(self, ctx: Context, connection: ConnectionResult) -> ContextManager[DatabaseTarget]:
+        """An empty server like the app's, reachable from the backend, without a volume; removed when the
+        block ends, whatever happens."""

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import re
+import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, ContextManager, Iterator
 
-from toolkit.agent.protocol import SNAPSHOT_MARK
+from toolkit.agent.protocol import SNAPSHOT_MARK, DatabaseTarget
 from toolkit.dialects.base import DumpInfo, matching_hint
-from toolkit.engine import ensure_image
+from toolkit.engine import ensure_image, exec_stream, remove_container, run_beside
 from toolkit.errors import DevtoolError, ExitCode
 from toolkit.masking import masker
 
@@ -129,6 +131,17 @@ class Postgres:
                      "snapshot_image in [tool.devtool] (or DEVTOOL_SNAPSHOT_IMAGE).")
         return image
 
+    def throwaway_server(self, ctx: Context, connection: ConnectionResult) -> ContextManager[DatabaseTarget]:
+        """An empty server like the app's (the project's database image, else postgres:<its major version>),
+        beside the backend, without a volume; removed when the block ends, whatever happens."""
+        image = _service_image(ctx, connection) or f"postgres:{major(connection.server_version)}"
+        problem = ensure_image(ctx.client, image)
+        if problem:
+            raise DevtoolError(f"No Postgres image for the throw-away server: {problem}.",
+                               exit_code=ExitCode.STACK_FAILED,
+                               hint="Start the stack once (`devtool up`), or `docker pull` that image.")
+        return _throwaway_server(ctx, connection, image)
+
 
 def _service_image(ctx: Context, connection: ConnectionResult) -> str | None:
     """The image the project's own database service runs (its pg_dump matches the server)."""
@@ -231,3 +244,57 @@ def parse_read_output(text: str) -> DumpInfo:
                     metadata=metadata)
 
 
+
+
+REPLAY_LABEL = "org.devtool.replay"  # = the compose project: a replay's throw-away server
+REPLAY_LIFETIME = 3600  # seconds: a throw-away server left behind by a killed devtool stops and removes itself
+
+
+@contextlib.contextmanager
+def _throwaway_server(ctx: Context, connection: ConnectionResult, image: str) -> Iterator[DatabaseTarget]:
+    """The server listens on 127.0.0.1 in the backend's network namespace (on a port of its own), trusts local
+    connections (it holds nothing), keeps its data in memory, and proves itself by its cluster_name."""
+    database = connection.database
+    user, name = database.user or "postgres", database.name or database.user or "postgres"
+    tag, port = uuid.uuid4().hex[:8], random.randint(20000, 60000)
+    marker = f"devtool-replay-{tag}"
+    container = run_beside(
+        ctx.client, image, beside=ctx.target.backend().id, name=f"{ctx.project.name}-devtool-replay-{tag}",
+        lifetime=REPLAY_LIFETIME,
+        command=["postgres", "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1", "-c", f"cluster_name={marker}",
+                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+        environment={"POSTGRES_USER": user, "POSTGRES_DB": name, "POSTGRES_HOST_AUTH_METHOD": "trust"},
+        labels={REPLAY_LABEL: ctx.project.name}, tmpfs={"/var/lib/postgresql/data": ""})
+    try:
+        _wait_accepting(ctx, container, user, name, port)
+        yield DatabaseTarget(name=name, host="127.0.0.1", port=port, user=user,
+                             check_sql="SELECT current_setting('cluster_name')", check_value=marker)
+    finally:
+        remove_container(ctx.client, container)
+
+
+def _wait_accepting(ctx: Context, container, user: str, name: str, port: int) -> None:
+    """Until the server accepts connections over TCP (not the init-time server on its socket only)."""
+    from docker.errors import NotFound
+
+    deadline = time.monotonic() + ctx.settings.wait_timeout
+    command = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", name]
+    with ctx.out.status(f"Starting a throw-away Postgres ({container.name})…"):
+        while True:
+            try:
+                container.reload()
+                logs = container.logs(tail=20).decode("utf-8", "replace").strip()
+            except NotFound:
+                container.status, logs = "removed", ""
+            if container.status not in ("created", "running"):
+                raise DevtoolError(f"The throw-away Postgres {container.name} stopped before it was ready.",
+                                   detail=logs or None, exit_code=ExitCode.STACK_FAILED,
+                                   hint="Its log above says why (it runs the project's database image).")
+            if container.status == "running" and exec_stream(ctx.client, container.id, command,
+                                                             on_output=lambda out, err: None) == 0:
+                return
+            if time.monotonic() > deadline:
+                raise DevtoolError(f"The throw-away Postgres {container.name} was not ready after "
+                                   f"{ctx.settings.wait_timeout:.0f} s.", exit_code=ExitCode.STACK_FAILED,
+                                   hint="Raise the deadline with DEVTOOL_WAIT_TIMEOUT.")
+            time.sleep(0.2)
