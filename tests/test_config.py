@@ -17,7 +17,7 @@ from toolkit.errors import ExitCode
 CONFIG_EXIT = 3
 KEYS = ["project_dir", "backend_service", "compose_files", "project_name", "migrations_dir", "flask_app",
         "db_service", "snapshot_keep", "snapshot_image", "wait_timeout", "hook_deadline", "db_connect_timeout",
-        "db_lost_after"]
+        "db_lost_after", "lock_timeout", "statement_timeout", "lock_retries"]
 COMPOSE = """services:
   web:
     image: python:3.11-slim-bookworm
@@ -74,8 +74,9 @@ def test_devtool_toml_values_and_source(tmp_path):
     path = tmp_path / "devtool.toml"
     path.write_text('backend_service = "api"\ncompose_files = ["compose.yaml", "ops/extra.yaml"]\n'
                     'project_name = "shop"\nmigrations_dir = "db/migrations"\nflask_app = "shop:create_app"\n'
-                    'db_service = "postgres"\nsnapshot_keep = 3\nsnapshot_image = "postgres:16"\nwait_timeout = 45\nhook_deadline = 10\n'
-                    'db_connect_timeout = 5\ndb_lost_after = 20\n')
+                    'db_service = "postgres"\nsnapshot_keep = 3\nsnapshot_image = "postgres:16"\nwait_timeout = 45\n'
+                    'hook_deadline = 10\ndb_connect_timeout = 5\ndb_lost_after = 20\nlock_timeout = 0\n'
+                    'statement_timeout = 30.5\nlock_retries = 0\n')
     report = config(tmp_path)
     source = f"devtool.toml ({path})"
     assert {k: v["source"] for k, v in report.items() if k not in ("project_dir", "dialect")} == \
@@ -86,6 +87,8 @@ def test_devtool_toml_values_and_source(tmp_path):
     assert report["snapshot_keep"]["value"] == 3 and report["wait_timeout"]["value"] == 45.0
     assert report["db_connect_timeout"]["value"] == 5.0 and report["db_lost_after"]["value"] == 20.0
     assert report["migrations_dir"]["value"] == "db/migrations"
+    assert (report["lock_timeout"]["value"], report["statement_timeout"]["value"], report["lock_retries"]["value"]) \
+        == (0.0, 30.5, 0)  # 0: no limit, no retry
 
 
 def test_pyproject_table_and_table_output(tmp_path):
@@ -200,6 +203,9 @@ def test_unknown_key_names_file_key_and_valid_keys(tmp_path):
     ("snapshot_keep = true", "snapshot_keep must be an integer ≥ 1, got true"),
     ('wait_timeout = "soon"', "wait_timeout must be a number of seconds > 0, got 'soon'"),
     ("wait_timeout = -1", "wait_timeout must be a number of seconds > 0, got -1"),
+    ("lock_timeout = -1", "lock_timeout must be a number of seconds ≥ 0 (0: no limit), got -1"),
+    ('statement_timeout = "1h"', "statement_timeout must be a number of seconds ≥ 0 (0: no limit), got '1h'"),
+    ("lock_retries = 1.5", "lock_retries must be an integer ≥ 0, got 1.5"),
     ('compose_files = "compose.yaml"', "compose_files must be a non-empty list of file names, got 'compose.yaml'"),
     ("compose_files = [1]", "compose_files must be a non-empty list of file names, got [1]"),
     ("backend_service = 3", "backend_service must be a non-empty string (a compose service name), got 3"),

@@ -190,3 +190,29 @@ def test_up_reports_api_that_exits_on_start(legacy):
 
     assert result.returncode == 6, (result.stdout, result.stderr)
     assert "Service api exited with code 0" in result.stderr and "no_such_module" in result.stderr
+
+
+@pytest.mark.docker
+def test_lint_rehearse_and_replay_on_the_older_stack(legacy_at_head):
+    """Flask-SQLAlchemy 2.5 (the engine follows the configured URI), SQLAlchemy 1.4, Alembic 1.12, psycopg2:
+    replay runs the history on a throw-away server, lint reads a revision, rehearse runs it on a copy only."""
+    s = legacy_at_head
+    replay = s.devtool("check", "--replay", "--json")
+    assert replay.returncode == 0, replay.stderr
+    assert [step["ok"] for step in json.loads(replay.stdout)["steps"]] == [True] * 5
+
+    s.psql("INSERT INTO customers (name) VALUES ('Ada'), ('Bob')")
+    s.write_revision("f10000000001", INITIAL, "    op.alter_column('customers', 'id', existing_type=sa.Integer(), "
+                     "type_=sa.BigInteger())", "widen ids")
+    lint = s.devtool("lint", "--json")
+    assert lint.returncode == 24, lint.stderr
+    assert [f["rule"] for f in json.loads(lint.stdout)["findings"]] == ["changing-column-type"]
+
+    rehearsal = s.devtool("rehearse", "--json")
+    assert rehearsal.returncode == 0, rehearsal.stderr
+    (statement,) = json.loads(rehearsal.stdout)["statements"]
+    assert statement["rewrote"] == ["customers"] and statement["lock"] == "AccessExclusiveLock"
+    assert statement["rows"] == 2
+    assert s.db_revision() == INITIAL
+    assert s.psql("SELECT data_type FROM information_schema.columns WHERE table_name = 'customers' "
+                  "AND column_name = 'id'") == "integer"

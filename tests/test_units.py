@@ -87,7 +87,8 @@ def test_every_command_has_help_with_an_example():
     from conftest import run_devtool_each
 
     commands = ["up", "down", "migrate", "db", "shell", "status", "doctor", "setup", "check", "snapshot", "restore",
-                "config", "new", "sync", "hooks", "hooks install", "hooks uninstall", "hooks check"]
+                "config", "new", "sync", "hooks", "hooks install", "hooks uninstall", "hooks check", "lint",
+                "rehearse"]
     results = run_devtool_each([[*command.split(), "--help"] for command in commands], cwd=subprocess.os.getcwd())
     for command, result in zip(commands, results):
         assert result.returncode == 0, (command, result.stderr)
