@@ -67,6 +67,10 @@ TARGETS = {  # case -> (kind, limit): "ratio" is devtool/manual, "ms" is devtool
     "scale: migrate, no change": ("ratio", 1.10),
     "scale: db history": ("ratio", 1.10),
     "scale: status": ("ratio", 1.10),
+    "long: migrate, 100 pending on 2,900": ("ratio", 1.20),
+    "long: setup, 100 pending on 2,900": ("ratio", 1.20),
+    "long: migrate, 3,000 from empty": ("ratio", 1.20),
+    "long: setup, 3,000 from empty": ("ratio", 1.20),
 }
 ASSUMED_TARGETS = {"cold migrate (stack down)"}
 
@@ -358,6 +362,49 @@ class Thing{k:03d}(db.Model):
         previous = revision
 
 
+# ---- long history (issue 14 section 8): 3,000 revisions in one chain, 100 pending or all of them
+
+LONG_REVISIONS = 3000  # the template's revision and 2,999 generated ones
+LONG_PENDING = 100
+LONG_MODEL = '''from . import db
+
+
+class BenchLog(db.Model):
+    __tablename__ = "bench_log"
+    id = db.Column(db.Integer, primary_key=True)
+    rev = db.Column(db.String(20))
+'''
+
+
+def long_revision_id(index: int) -> str:
+    return f"1009{index:08d}"
+
+
+def write_long_fixture(stack: Stack) -> None:
+    """A model (bench_log) and 2,999 revisions after the template's: the first creates bench_log, every other
+    one inserts a row, as data migrations do; each downgrade deletes its row."""
+    (stack.models_dir / "bench_log.py").write_text(LONG_MODEL)
+    init = stack.models_dir / "__init__.py"
+    init.write_text(init.read_text().replace(IMPORT_ANCHOR, IMPORT_ANCHOR + "    from . import bench_log  # noqa: F401\n"))
+    previous = BASE_USERS_REVISION
+    for index in range(1, LONG_REVISIONS):
+        revision = long_revision_id(index)
+        if index == 1:
+            upgrade = ("    op.create_table('bench_log', sa.Column('id', sa.Integer(), nullable=False),\n"
+                       "                    sa.Column('rev', sa.String(length=20), nullable=True),\n"
+                       "                    sa.PrimaryKeyConstraint('id'))\n")
+            downgrade = "    op.drop_table('bench_log')\n"
+        else:
+            upgrade = f"    op.execute(\"INSERT INTO bench_log (id, rev) VALUES ({index}, '{revision}')\")\n"
+            downgrade = f"    op.execute(\"DELETE FROM bench_log WHERE id = {index}\")\n"
+        (stack.versions_dir / f"{revision}_step_{index}.py").write_text(
+            f'"""step {index}\n\nRevision ID: {revision}\nRevises: {previous}\nCreate Date: 2026-01-01 00:00:00\n\n"""\n'
+            f"from alembic import op\nimport sqlalchemy as sa\n\n\n"
+            f"revision = '{revision}'\ndown_revision = '{previous}'\nbranch_labels = None\ndepends_on = None\n\n\n"
+            f"def upgrade():\n{upgrade}\n\ndef downgrade():\n{downgrade}")
+        previous = revision
+
+
 # ---------------------------------------------------------------------------------------------- cases
 
 
@@ -544,6 +591,46 @@ class Bench:
         s.down(volumes=True)
 
 
+    def long_history(self, runs: int) -> None:
+        """Each devtool path that applies revisions against `flask db upgrade`, on a 3,000-revision history:
+        100 pending on top of 2,900 applied, and all 3,000 on an empty database."""
+        s = self.new_stack("long")
+        write_long_fixture(s)
+        log(f"stack {s.name}: {LONG_REVISIONS} revisions; devtool up, db upgrade to head")
+        run([*self.dt, "up"], cwd=s.root)
+        s.flask("db", "upgrade")
+        head = long_revision_id(LONG_REVISIONS - 1)
+        if s.db_revision() != head:
+            raise BenchError(f"long fixture: database at {s.db_revision()}, not {head}")
+        applied = long_revision_id(LONG_REVISIONS - 1 - LONG_PENDING)
+        exec_flask = ["docker", "compose", "exec", "-T", "backend", "flask"]
+
+        def behind() -> None:  # the state after 2,900 revisions: their rows, their version (not measured)
+            s.psql(f"DELETE FROM bench_log WHERE id > {LONG_REVISIONS - 1 - LONG_PENDING}; "
+                   f"UPDATE alembic_version SET version_num = '{applied}'")
+
+        def empty() -> None:
+            s.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+
+        def at_head(side: str) -> None:
+            rows = s.psql("SELECT count(*) FROM bench_log")
+            if s.db_revision() != head or rows != str(LONG_REVISIONS - 2) or s.new_revision_files():
+                raise BenchError(f"long ({side}): database at {s.db_revision()} with {rows} rows, "
+                                 f"new files {s.new_revision_files()}")
+
+        s.snapshot_pristine()
+        for case, reset, args in (
+                (f"long: migrate, {LONG_PENDING} pending on 2,900", behind, ["migrate", MESSAGE]),
+                (f"long: setup, {LONG_PENDING} pending on 2,900", behind, ["setup"]),
+                (f"long: migrate, 3,000 from empty", empty, ["migrate", MESSAGE]),
+                (f"long: setup, 3,000 from empty", empty, ["setup"])):
+            self.pairs(case, lambda args=args: timed([*self.dt, *args], cwd=s.root),
+                       lambda: timed([*exec_flask, "db", "upgrade"], cwd=s.root), runs=runs, reset=reset,
+                       after_a=at_head, after_b=at_head, cmd_a=f"devtool {' '.join(args)}",
+                       cmd_b="docker compose exec -T backend flask db upgrade")
+        s.down(volumes=True)
+
+
 # ---------------------------------------------------------------------------------------------- report
 
 
@@ -652,29 +739,34 @@ def report(bench: Bench, info: dict, args, elapsed: float) -> str:
               f"- scale: {SCALE_MODELS} model classes in {SCALE_MODULES} modules, {SCALE_REVISIONS} hand-written "
               "revisions chained after the template's (create table + FK + index, then add column, per table), "
               "database upgraded to head; `flask db check` confirms models and history agree.",
-              "- cold migrate has no target in issue 4; the table uses ≤ 1.00 (not slower than by hand)."]
+              "- cold migrate has no target in issue 4; the table uses ≤ 1.00 (not slower than by hand).",
+              f"- long: {LONG_REVISIONS} revisions in one chain (bench_log created by the first, then one INSERT per "
+              f"revision, as data migrations do); between runs (not measured) the database is put back at revision "
+              f"{LONG_REVISIONS - LONG_PENDING} by SQL (its rows and version) or emptied (DROP SCHEMA); after every "
+              f"run both sides must be at head with every row and no new revision file. migrate also autogenerates "
+              f"(no change: nothing written); setup also runs its checks before and after."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=None, help="measured pairs per case (default 7; 3 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="fewer runs, skip the scale fixture")
+    parser.add_argument("--quick", action="store_true", help="fewer runs, skip the scale and long-history fixtures")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to FILE")
     parser.add_argument("--devtool", help="measure this devtool script instead of the one on PATH")
     parser.add_argument("--max-load", type=float, default=None,
                         help="before each pair, wait until the 1-minute load average is at most this")
     parser.add_argument("--max-load-wait", type=float, default=120.0, help="longest wait for --max-load (s)")
     parser.add_argument("--keep", action="store_true", help="leave the stacks and temp dir (debugging)")
-    parser.add_argument("--only", choices=["startup", "stack", "scale"], action="append",
+    parser.add_argument("--only", choices=["startup", "stack", "scale", "long"], action="append",
                         help="run only these groups (repeatable)")
     args = parser.parse_args()
     args.runs = args.runs or (3 if args.quick else 7)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    groups = set(args.only or ["startup", "stack", "scale"])
+    groups = set(args.only or ["startup", "stack", "scale", "long"])
     if args.quick:
-        groups.discard("scale")
+        groups -= {"scale", "long"}
     cold_runs = args.runs if not args.quick else max(1, min(args.runs, 2))
 
     if run(["docker", "info"], check=False).returncode != 0:
@@ -695,6 +787,8 @@ def main() -> int:
             bench.small_stack(args.runs, cold_runs)
         if "scale" in groups:
             bench.scale(args.runs)
+        if "long" in groups:
+            bench.long_history(args.runs)
     except BenchError as exc:
         log(f"FAILED: {exc}")
         return 1
