@@ -102,7 +102,8 @@ class LintReport:
             return Path(path).as_posix()
 
 
-def lint(ctx: Context, revisions: list[str] | None = None, *, all: bool = False, since: str | None = None) -> LintReport:
+def lint(ctx: Context, revisions: list[str] | None = None, *, all: bool = False,
+         since: str | None = None) -> LintReport:
     """Lint the given revisions, the whole history, those after `since`, or by default the pending ones."""
     ctx.services.backend  # a wrong --service fails before anything starts
     with ctx.out.status("Linting revisions…"):

@@ -532,8 +532,9 @@ def _phase(session, script, name, plan, limits, catalog, guard, run=None) -> Pha
     return phase
 
 
-REPLAY_STEPS = ("one head", "upgrade from an empty database, one revision at a time", "models match the schema at head",
-                "each revision's downgrade, then its upgrade again (stairway)", "downgrade to base leaves nothing behind")
+REPLAY_STEPS = ("one head", "upgrade from an empty database, one revision at a time",
+                "models match the schema at head", "each revision's downgrade, then its upgrade again (stairway)",
+                "downgrade to base leaves nothing behind")
 
 
 def replay(request) -> ReplayResult:

@@ -758,7 +758,8 @@ class Postgres:
     def relations(self, connection) -> dict:
         """{oid: (name as SQL can use it, file node)} of the user's tables."""
         rows = self._rows(connection, "SELECT c.oid, c.oid::regclass::text, c.relfilenode FROM pg_class c "
-                                      "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm') "
+                                      "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                      "WHERE c.relkind IN ('r', 'p', 'm') "
                                       "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
                                       "AND n.nspname NOT LIKE 'pg_toast%%'")
         return {oid: (name, node) for oid, name, node in rows}

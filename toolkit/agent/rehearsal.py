@@ -71,8 +71,9 @@ class Recorder:
         if target and any(name == target for name, _ in now.values()):
             rows = self.catalog.count(connection, target)
         self.reports.append(StatementReport(
-            revision=getattr(self.run.running, "revision", ""), sql=" ".join(statement.split())[:300], seconds=round(seconds, 4),
-            lock=lock, table=table, rewrote=rewrote, rows=rows, outside_transaction=outside, lock_held_before=already))
+            revision=getattr(self.run.running, "revision", ""), sql=" ".join(statement.split())[:300],
+            seconds=round(seconds, 4), lock=lock, table=table, rewrote=rewrote, rows=rows, outside_transaction=outside,
+            lock_held_before=already))
 
 
 class _Sampler:
