@@ -214,7 +214,8 @@ def downgrade(session, script, revisions: list, limits: Optional[Limits] = None)
             raise
         failed = describe(run.running)
         raise _failed(session, failed, exc, run.completed, ErrorCode.DOWNGRADE_FAILED,
-                      "Downgrading %s (%s) failed: %s" % (failed.id, failed.message, first_line(exc)), run.applying)
+                      "Downgrading %s (%s) failed: %s" % (failed.id, failed.message, first_line(exc).rstrip(".")),
+                      run.applying, "downgraded")
     if run.stopped_before:
         raise interrupted(session, run.completed, run.stopped_before, "downgraded")
     return run.completed
@@ -333,7 +334,8 @@ def _failure(session, database, failed: Revision, exc: Exception, applied: List[
                         "; %d revision(s) before it stay applied" % len(applied) if applied else ""),
                     revision=failed, error=error_text(exc), applied=applied, current=current)
     return _failed(session, failed, exc, applied, ErrorCode.UPGRADE_FAILED,
-                   "Revision %s (%s) failed: %s" % (failed.id, failed.message, first_line(exc)), run.applying)
+                   "Revision %s (%s) failed: %s" % (failed.id, failed.message, first_line(exc).rstrip(".")),
+                   run.applying, "applied")
 
 
 def _run_several(session, script, plan: Callable, doing: str, done_verb: str, failure_code: str,
