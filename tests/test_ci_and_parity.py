@@ -19,7 +19,7 @@ def test_check_exit_codes_and_json(stack):
     stack.add_model("post", POSTS_MODEL)
     changed = stack.devtool("check", "--json")
     assert changed.returncode == 13
-    assert json.loads(changed.stdout)["model_changes"] == [{"kind": "add_table", "name": "posts"}]
+    assert json.loads(changed.stdout)["model_changes"] == [{"kind": "add_table", "name": "posts", "bind": None}]
 
     assert stack.devtool("migrate", "add posts").returncode == 0
     assert stack.devtool("db", "downgrade", "-1").returncode == 0
