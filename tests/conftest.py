@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -153,6 +153,29 @@ LEGACY = Layout(
     image_fixture="legacy_image", container_name_var="API_CONTAINER_NAME", own_state_home=True)
 
 LAYOUTS = [DEMO, LEGACY]
+
+
+def with_fixture(name: str, base: Callable[[Path], Path] = copy_demo) -> Callable[[Path], Path]:
+    """A copy of `base` (the demo stack) with the files of tests/fixtures/<name> laid over it."""
+    def copy(root: Path) -> Path:
+        base(root)
+        shutil.copytree(FIXTURES / name, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        return root
+
+    return copy
+
+
+def copy_demo_backend(root: Path) -> Path:
+    """The demo backend's source alone, at root/backend (for stacks that bake it into their image)."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "templates" / "backend", root / "backend",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return root
+
+
+def variant(name: str, **changes) -> Layout:
+    """A variant of the demo stack made from tests/fixtures/<name>, with its own state folder."""
+    return replace(DEMO, name=name, copy=changes.pop("copy", with_fixture(name)), own_state_home=True, **changes)
 
 
 class Stack:
@@ -307,6 +330,22 @@ def module_stack(tmp_path_factory, engine_ready):
     assert result.returncode == 0, result.stderr
     yield s
     s.down()
+
+
+@pytest.fixture(scope="module")
+def module_stacks(tmp_path_factory, engine_ready):
+    """Factory for stacks a module's tests share: module_stacks(layout) -> Stack (not started), each removed
+    (with its volumes) after the module."""
+    stacks: list[Stack] = []
+
+    def factory(layout: Layout = DEMO) -> Stack:
+        s = new_stack(tmp_path_factory.mktemp(layout.name), f"{layout.name}{uuid.uuid4().hex[:8]}", layout)
+        stacks.append(s)
+        return s
+
+    yield factory
+    for s in stacks:
+        s.down()
 
 
 @pytest.fixture

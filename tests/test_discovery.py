@@ -12,8 +12,8 @@ def _rename_backend(stack, new_name: str, *, with_second_flask: bool = False):
     compose = stack.root / "docker-compose.yml"
     text = compose.read_text().replace("  backend:\n", f"  {new_name}:\n")
     if with_second_flask:  # a second service that also holds a Flask app with migrations
-        text = text.replace("  db:\n", "  worker:\n    image: devtool-backend:dev\n    command: [\"sleep\", \"infinity\"]\n"
-                                       "    volumes:\n      - ./templates/backend:/app\n  db:\n")
+        text = text.replace("\n  db:\n", "\n  worker:\n    image: devtool-backend:dev\n    command: [\"sleep\", \"infinity\"]\n"
+                                       "    volumes:\n      - ./templates/backend:/app\n  db:\n")  # top level only
     compose.write_text(text)
 
 

@@ -28,11 +28,13 @@ def test_setup_stops_at_first_problem_with_its_real_cause(make_stack):
     s = make_stack()
     compose = s.root / "docker-compose.yml"
     compose.write_text(compose.read_text().replace(
-        "    image: devtool-backend:dev\n", "    image: devtool-backend:dev\n    command: [\"sh\", \"-c\", \"exit 3\"]\n"))
+        "    image: devtool-backend:dev\n", "    image: devtool-backend:dev\n"
+                                         "    command: [\"sh\", \"-c\", \"echo 'cannot start: no config' >&2; exit 3\"]\n"))
     result = s.devtool("setup")
     assert result.returncode == 6
     assert [line for line in result.stderr.splitlines() if line.startswith("✗")] == [
         "✗ Service backend exited with code 3."]
+    assert "cannot start: no config" in result.stderr  # its last log lines, as `devtool up` shows them
     assert "devtool up" in result.stderr and "Traceback" not in result.stderr
 
 

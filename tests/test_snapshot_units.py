@@ -103,9 +103,11 @@ def test_down_volumes_deletes_the_copies_of_a_server_whose_data_is_in_a_volume(t
     from toolkit.snapshots import COPY, DUMP, Snapshot, _write, in_volumes
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    data = "/var/lib/postgresql/data"  # volumes as compose's model gives them (long syntax, paths resolved)
     project = ComposeProject(directory=tmp_path, files=[tmp_path / "compose.yaml"], name="shop", services={
-        "db": {"image": "postgres:15", "volumes": ["dbdata:/var/lib/postgresql/data"]},
-        "pg_on_host": {"image": "postgres:15", "volumes": ["./pgdata:/var/lib/postgresql/data"]},
+        "db": {"image": "postgres:15", "volumes": [{"type": "volume", "source": "dbdata", "target": data}]},
+        "pg_on_host": {"image": "postgres:15",
+                       "volumes": [{"type": "bind", "source": str(tmp_path / "pgdata"), "target": data}]},
         "backend": {}})
     ctx = _Ctx(project)
 

@@ -6,9 +6,13 @@ import functools
 import os
 import shutil
 import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolkit.errors import DevtoolError, ExitCode
-from toolkit.project import ComposeProject
+
+if TYPE_CHECKING:
+    from toolkit.project import ComposeProject
 
 
 @functools.lru_cache(maxsize=1)
@@ -24,15 +28,41 @@ def compose_command() -> tuple[tuple[str, ...], str | None]:
                        hint="Install Compose v2 (the docker-compose-plugin package, or Docker Desktop).")
 
 
-def base_args(project: ComposeProject) -> list[str]:
-    args = [*compose_command()[0], "--project-directory", str(project.directory), "-p", project.name]
-    for path in project.files:
+def project_args(directory: Path, files: list[Path], name: str | None, profiles: list[str],
+                 command: tuple[str, ...] | None = None) -> list[str]:
+    """compose and its global options for one project: the same files, directory, name and profiles every time."""
+    args = [*(command or compose_command()[0]), "--project-directory", str(directory)]
+    if name:
+        args += ["-p", name]
+    for path in files:
         args += ["-f", str(path)]
+    for profile in profiles:
+        args += ["--profile", profile]
     return args
+
+
+def config(directory: Path, files: list[Path], name: str | None, profiles: list[str]) -> subprocess.CompletedProcess:
+    """The project's model as compose resolves it: JSON from `compose config --format json` (v1 prints YAML, it has
+    no --format). `docker compose` is tried first without the version probe (a process less on every cache miss
+    of the model); any failure is retried through compose_command()."""
+    args = ["config", "--format", "json"]
+    if compose_command.cache_info().currsize == 0 and shutil.which("docker"):
+        options = project_args(directory, files, name, profiles, command=("docker", "compose"))
+        result = run_args(options + args)
+        if result.returncode == 0:
+            return result
+    command, v1_notice = compose_command()
+    return run_args(project_args(directory, files, name, profiles) + (["config"] if v1_notice else args))
+
+
+def base_args(project: ComposeProject) -> list[str]:
+    return project_args(project.directory, project.files, project.name, project.profiles)
+
+
+def run_args(args: list[str], *, capture: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(args, env=dict(os.environ), text=True, stdin=subprocess.DEVNULL, capture_output=capture)
 
 
 def run(project: ComposeProject, args: list[str], *, capture: bool = True) -> subprocess.CompletedProcess:
     """Run a compose subcommand for this project; without capture its output goes straight to the terminal."""
-    env = dict(os.environ)
-    return subprocess.run(base_args(project) + args, env=env, text=True, stdin=subprocess.DEVNULL,
-                          capture_output=capture)
+    return run_args(base_args(project) + args, capture=capture)

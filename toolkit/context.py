@@ -18,6 +18,7 @@ class Settings:
     project_dir: Path | None = None
     compose_files: list[Path] = field(default_factory=list)
     project_name: str | None = None
+    profiles: list[str] = field(default_factory=list)  # --profile, passed to compose (COMPOSE_PROFILES it reads itself)
     backend_service: str | None = None
     db_service: str | None = None
     migrations_dir: str | None = None
@@ -78,7 +79,8 @@ class Context:
         from toolkit.project import load_project
 
         settings = self._checked_settings()
-        return load_project(settings.project_dir, settings.compose_files or None, settings.project_name)
+        return load_project(settings.project_dir, settings.compose_files or None, settings.project_name,
+                            settings.profiles)
 
     @functools.cached_property
     def client(self) -> Any:

@@ -4,7 +4,6 @@ context keeps the answer, or the error) from the compose model and devtool's set
 from __future__ import annotations
 
 import functools
-import os
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import DevtoolError, ExitCode
@@ -57,6 +56,11 @@ def resolve_backend(project: ComposeProject, wanted: str | None, out: Output) ->
     services = project.services
     if wanted:
         if wanted not in services:
+            inactive = project.not_active(wanted)
+            if inactive:
+                raise DevtoolError(f"Service {wanted!r} is not active: {inactive}.",
+                                   hint=f"Activate its profile, or pick another service: {', '.join(services)}.",
+                                   exit_code=ExitCode.SERVICE_NOT_FOUND)
             raise DevtoolError(f"Service {wanted!r} is not in the compose file (services: {', '.join(services)}).",
                                hint="Pick one of those with --service.", exit_code=ExitCode.SERVICE_NOT_FOUND)
         return wanted
@@ -102,16 +106,5 @@ def _runs_flask_with_migrations(project: ComposeProject, service: str) -> bool:
 
 
 def _sets_flask_app(project: ComposeProject, service: str) -> bool:
-    """FLASK_APP in the service's `environment:` or in one of its `env_file:` files."""
-    config = project.services.get(service, {})
-    environment = config.get("environment") or {}
-    names = set(environment if isinstance(environment, dict) else [e.split("=", 1)[0] for e in environment])
-    env_files = config.get("env_file") or []
-    for entry in [env_files] if isinstance(env_files, (str, dict)) else env_files:
-        raw = entry.get("path") if isinstance(entry, dict) else entry  # long syntax: {path, required}
-        path = project.directory / os.path.expanduser(str(raw or ""))
-        if raw and path.is_file():
-            from dotenv import dotenv_values
-
-            names.update(dotenv_values(path))
-    return "FLASK_APP" in names
+    """FLASK_APP in the service's environment as compose resolves it (`environment:` and `env_file:` files)."""
+    return "FLASK_APP" in project.environment(service)

@@ -19,26 +19,31 @@ if TYPE_CHECKING:
 
 POLL_INTERVAL = 0.2
 BACKEND_SETTLE = 1.0  # seconds the backend must have stayed up after a (re)start
+MAX_RESTARTS = 3  # a service other than the backend may restart this often while it waits for its dependencies
 
 
 def up(ctx: Context, *, force: bool = False, settle: bool = True) -> list[Any]:
-    """Start the stack and return its containers once every service is running and healthy.
-    `settle`: also make sure a freshly started backend stays up (what `devtool up` promises); commands that
-    go on to exec into the backend skip it, an exec into a crashed backend fails clearly anyway."""
+    """Bring the stack up to date with the compose model and return its containers once every active service is
+    running and healthy. Every command that needs the stack goes through here, so a container whose
+    configuration changed (an edited env_file, a new DATABASE_URL) is recreated before anything uses it.
+    `settle`: also make sure a freshly started backend stays up (what `devtool up` promises); commands that go
+    on to exec into the backend skip it: a backend that dies under the exec is explained the same way."""
     project = ctx.project
     ctx.containers()  # an unreachable engine or another checkout's stack is reported as such, before compose runs
     if not force:
-        ready = _unchanged_and_ready(ctx)
+        ready, change = _unchanged_and_ready(ctx)
         if ready is not None:
             ctx.out.debug("stack unchanged since the last `up` and healthy: compose not needed")
             return ready
+        if change:
+            ctx.out.info(f"{change}: updating the stack (docker compose up -d).")
     command, notice = compose.compose_command()
     if notice:
         ctx.out.warn(notice)
     with ctx.out.status(f"Starting {project.name} (docker compose up -d)…"):
         result = compose.run(project, ["up", "-d"], capture=not ctx.settings.verbose)
     if result.returncode != 0:
-        failed = _failed_services(ctx, ctx.containers())
+        failed = _failed_services(ctx, active_containers(ctx))
         raise DevtoolError(
             f"`docker compose up` failed for project {project.name}.",
             detail=(_tail(result.stderr or "", 15) + ("\n" + failed if failed else "")).strip() or None,
@@ -50,24 +55,26 @@ def up(ctx: Context, *, force: bool = False, settle: bool = True) -> list[Any]:
     return containers
 
 
+def active_containers(ctx: Context) -> list[Any]:
+    """The project's containers of the services compose loads now (a service outside the active profiles, or
+    one removed from the file, is none of devtool's business)."""
+    return [c for c in ctx.containers() if c.labels.get(SERVICE_LABEL) in ctx.project.services]
+
+
 def wait_ready(ctx: Context, *, settle: bool = True) -> list[Any]:
     """Poll the engine until every container runs (and is healthy where it has a healthcheck), or fail clearly."""
     deadline = time.monotonic() + ctx.settings.wait_timeout
+    backend = _backend_hint(ctx)
     while True:
-        containers = ctx.containers()
+        containers = active_containers(ctx)
         waiting = []
         for container in containers:
             service = container.labels.get(SERVICE_LABEL, container.name)
-            state = container.attrs.get("State", {})
-            status = health(container)
-            if container.status in ("exited", "dead") and (state.get("ExitCode") or service == _backend_hint(ctx)):
-                raise _service_failed(container, f"exited with code {state.get('ExitCode')}")
-            if status == "unhealthy":
-                raise _service_failed(container, "is unhealthy")
-            if container.status in ("created", "restarting") or status == "starting":
+            problem, busy = _readiness(container, service == backend, settle)
+            if problem:
+                raise _service_failed(container, problem)
+            if busy:
                 waiting.append(service)
-            elif settle and service == _backend_hint(ctx) and _running_for(container) < BACKEND_SETTLE:
-                waiting.append(service)  # a backend that crashes on start must be seen exiting, not as up
         if containers and not waiting:
             return containers
         if time.monotonic() > deadline:
@@ -79,16 +86,46 @@ def wait_ready(ctx: Context, *, settle: bool = True) -> list[Any]:
         time.sleep(POLL_INTERVAL)
 
 
+def _readiness(container: Any, is_backend: bool, settle: bool) -> tuple[str | None, bool]:
+    """(what is wrong with the container, or None; whether it is still on its way)."""
+    state = container.attrs.get("State", {})
+    code, restarts = state.get("ExitCode"), container.attrs.get("RestartCount", 0)
+    status = health(container)
+    if container.status in ("exited", "dead"):
+        if code or is_backend:
+            return f"exited with code {code}", False
+        return None, False  # a one-shot job that did its work
+    if container.status == "restarting" and (is_backend or restarts >= MAX_RESTARTS):
+        return (f"exited with code {code} and keeps being restarted by its restart policy ({restarts} restart(s) "
+                "so far)"), False
+    if container.status == "paused":
+        return "is paused (`docker compose unpause`)", False
+    if status == "unhealthy":
+        return "is unhealthy", False
+    if container.status in ("created", "restarting") or status == "starting":
+        return None, True
+    if settle and is_backend and _running_for(container) < BACKEND_SETTLE:
+        return None, True  # a backend that crashes on start must be seen exiting, not as up
+    return None, False
+
+
 def _running_for(container: Any) -> float:
-    import re
     from datetime import datetime, timezone
+
+    started = _started_at(container)
+    return BACKEND_SETTLE if started is None else (datetime.now(timezone.utc) - started).total_seconds()
+
+
+def _started_at(container: Any) -> Any:
+    """When the container's main process last started (a timezone-aware datetime), or None."""
+    import re
+    from datetime import datetime
 
     started = container.attrs.get("State", {}).get("StartedAt", "")
     try:  # Docker gives nanoseconds and a Z; datetime takes microseconds and an offset
-        moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", started).replace("Z", "+00:00"))
+        return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", started).replace("Z", "+00:00"))
     except ValueError:
-        return BACKEND_SETTLE
-    return (datetime.now(timezone.utc) - moment).total_seconds()
+        return None
 
 
 def down(ctx: Context, *, volumes: bool = False) -> None:
@@ -122,16 +159,34 @@ def _backend_hint(ctx: Context) -> str:
     return ctx.services.backend_if_known or "backend"
 
 
-def explain_stopped(ctx: Context, container: Any) -> None:
-    """A container that stopped under a command is the real cause of its failure: say so as `up` would."""
-    try:
-        container.reload()
-    except Exception:  # removed altogether
-        raise DevtoolError(f"Container {container.name} disappeared while devtool was using it.",
-                           hint="Run `devtool up` and try again.", exit_code=ExitCode.STACK_FAILED) from None
-    if container.status != "running":
-        raise _service_failed(container, f"stopped ({container.status}, exit code "
-                                         f"{container.attrs.get('State', {}).get('ExitCode')})")
+def explain_stopped(ctx: Context, container: Any, *, wait: float = 0.0) -> None:
+    """A container that stopped or restarted under a command is the real cause of its failure: say so as `up`
+    would (exit 6, its last log lines). `container.attrs` must be as they were when the command began. `wait`:
+    the command was killed, and the engine notes a container's end only a moment after its processes die."""
+    before = _lifetime(container)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            container.reload()
+        except Exception:  # removed altogether
+            raise DevtoolError(f"Container {container.name} disappeared while devtool was using it.",
+                               hint="Run `devtool up` and try again.", exit_code=ExitCode.STACK_FAILED) from None
+        code = container.attrs.get("State", {}).get("ExitCode")
+        if container.status != "running":
+            raise _service_failed(container, f"exited with code {code} while devtool was using it (now "
+                                             f"{container.status})")
+        restarted = _lifetime(container) != before
+        if time.monotonic() >= deadline:
+            if restarted:  # running again: Docker has forgotten the code it exited with
+                raise _service_failed(container, "exited while devtool was using it, and was restarted by its "
+                                                 f"restart policy ({container.attrs.get('RestartCount')} restart(s))")
+            return
+        time.sleep(POLL_INTERVAL / 2)  # a restarted one that crashes again shows its exit code
+
+
+def _lifetime(container: Any) -> tuple:
+    """Changes whenever the container's main process is started again."""
+    return container.attrs.get("State", {}).get("StartedAt"), container.attrs.get("RestartCount")
 
 
 def _service_failed(container: Any, what: str) -> DevtoolError:
@@ -153,8 +208,11 @@ def _failed_services(ctx: Context, containers: list[Any], include: set[str] | No
 
 
 def _logs(container: Any, lines: int = 20) -> str:
+    """The last lines of the container's latest run (not of the runs a restart policy made before)."""
+    started = _started_at(container)
+    since = {"since": int(started.timestamp())} if started is not None and started.year > 1 else {}  # seconds
     try:
-        return container.logs(tail=lines).decode("utf-8", "replace").rstrip() or "(no output)"
+        return container.logs(tail=lines, **since).decode("utf-8", "replace").rstrip() or "(no output)"
     except Exception:
         return "(logs unavailable)"
 
@@ -164,17 +222,13 @@ def _tail(text: str, lines: int) -> str:
 
 
 # ---- fast path: compose is slow to start; when nothing changed since our last `up`, ask the engine only.
+# "Nothing changed" is judged on compose's own model (toolkit/project: every file compose read, every variable
+# those files use), so an edited env_file, included or extended file changes the fingerprint.
 
-def _fingerprint(ctx: Context) -> str:
-    project = ctx.project
-    digest = hashlib.sha256()
-    for path in [*project.files, project.directory / ".env"]:
-        digest.update(str(path).encode())
-        digest.update(path.read_bytes() if path.is_file() else b"-")
-    for name in sorted(os.environ):
-        if name.startswith(("COMPOSE_", "DOCKER_")):
-            digest.update(f"{name}={os.environ[name]}".encode())
-    return digest.hexdigest()
+def _engine_key() -> str:
+    """Which engine (and compose settings) the recorded containers belong to."""
+    return hashlib.sha256("".join(f"{n}={v}\0" for n, v in sorted(os.environ.items())
+                                  if n.startswith(("COMPOSE_", "DOCKER_"))).encode()).hexdigest()
 
 
 def _state_file(ctx: Context) -> Path:
@@ -198,49 +252,59 @@ def _image_ids(ctx: Context, containers: list[Any]) -> dict[str, str]:
 
 
 def _remember(ctx: Context, containers: list[Any]) -> None:
-    state = {"fingerprint": _fingerprint(ctx), "containers": sorted(c.id for c in containers)}
+    """Per active service: the digest of its compose configuration and its containers, as `up` left them."""
+    services = {name: {"digest": digest, "containers": sorted(c.id for c in service_containers(containers, name))}
+                for name, digest in ctx.project.service_digests.items()}
     path = _state_file(ctx)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(state))
+        path.write_text(json.dumps({"engine": _engine_key(), "services": services}))
     except OSError:
         pass  # only the fast path is lost
 
 
-def _unchanged_and_ready(ctx: Context) -> list[Any] | None:
+def _unchanged_and_ready(ctx: Context) -> tuple[list[Any] | None, str | None]:
+    """(the containers, when compose has nothing to do; else what changed, when that is worth saying). Judged
+    per active service, so activating a profile (a service more) changes nothing for the others."""
     try:
         state = json.loads(_state_file(ctx).read_text())
     except (OSError, ValueError):
-        return None
-    if state.get("fingerprint") != _fingerprint(ctx):
-        return None
-    containers = ctx.containers()
-    if sorted(c.id for c in containers) != state.get("containers"):
-        return None
-    services = {c.labels.get(SERVICE_LABEL) for c in containers}
-    if services != set(ctx.project.services) - _inactive_profile_services(ctx):
-        return None
+        state = {}
+    containers = active_containers(ctx)
+    if not containers or state.get("engine") != _engine_key():
+        return None, None
+    recorded = state.get("services") or {}
+    changed = sorted(name for name, digest in ctx.project.service_digests.items()
+                     if name in recorded and recorded[name].get("digest") != digest)
+    if changed:
+        return None, f"The compose configuration of {', '.join(changed)} changed since the stack was started"
+    for name in ctx.project.services:
+        ids = sorted(c.id for c in service_containers(containers, name))
+        if not ids or name not in recorded or recorded[name].get("containers") != ids:
+            return None, None
+    backend = _backend_hint(ctx)
     for container in containers:
-        if container.status != "running" or health(container) not in (None, "healthy"):
-            return None
+        problem, busy = _readiness(container, container.labels.get(SERVICE_LABEL) == backend, False)
+        if problem or busy:
+            return None, None
     images = _image_ids(ctx, containers)
-    if any(images[c.labels.get(SERVICE_LABEL)] != c.attrs.get("Image") for c in containers):
-        return None
-    return containers
+    rebuilt = sorted(s for c in containers if images[(s := c.labels.get(SERVICE_LABEL))] != c.attrs.get("Image"))
+    if rebuilt:
+        return None, f"The image of {', '.join(rebuilt)} changed since its container was created"
+    return containers, None
 
 
-def _inactive_profile_services(ctx: Context) -> set[str]:
-    active = set(filter(None, os.environ.get("COMPOSE_PROFILES", "").split(",")))
-    return {name for name, config in ctx.project.services.items()
-            if config.get("profiles") and not active.intersection(config["profiles"])}
+def unapplied_change(ctx: Context) -> str | None:
+    """What changed (compose model, images) since devtool last brought the running stack up, if anything."""
+    return _unchanged_and_ready(ctx)[1]
 
 
 def service_container(ctx: Context, service: str, *, start: bool = True) -> Any:
-    """The running container of a service (compose's pick: lowest number), starting the stack if needed."""
-    containers = [c for c in service_containers(ctx.containers(), service) if c.status == "running"]
-    if not containers and start:
-        containers = [c for c in service_containers(up(ctx, settle=False), service) if c.status == "running"]
-    if not containers:
+    """The running container of a service (compose's pick: lowest number). With `start`, the stack is brought
+    up to date first (started, or recreated where its configuration or image changed)."""
+    containers = up(ctx, settle=False) if start else ctx.containers()
+    running = [c for c in service_containers(containers, service) if c.status == "running"]
+    if not running:
         raise DevtoolError(f"Service {service} has no running container in project {ctx.project.name}.",
                            hint="Start the stack with `devtool up`.", exit_code=ExitCode.STACK_FAILED)
-    return containers[0]
+    return running[0]

@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from toolkit import migrations, orphans
+from toolkit import migrations, orphans, stack
 from toolkit.agent.protocol import StatusResult
 from toolkit.dialects import describe
 from toolkit.engine import health, service_containers
@@ -38,6 +38,7 @@ class StatusReport:
     migrations: StatusResult | None = None
     migrations_error: DevtoolError | None = None  # why the migrations could not be read
     orphans: OrphanReport | None = None  # the database is at revisions this checkout does not have
+    unapplied_change: str | None = None  # the compose configuration (or an image) changed since the stack started
     problems: list[str] = dataclasses.field(default_factory=list)  # everything shown that is broken
 
     @property
@@ -66,7 +67,8 @@ class StatusReport:
                           "exit_code": self.migrations_error.exit_code}
         return {"ok": self.ok, "problems": self.problems, "project": self.project, "backend": self.backend,
                 "dialect": dialect,
-                "services": [dataclasses.asdict(s) for s in self.services], "migrations": migrations}
+                "services": [dataclasses.asdict(s) for s in self.services], "migrations": migrations,
+                "unapplied_change": self.unapplied_change}
 
 
 def report(ctx: Context) -> StatusReport:
@@ -83,7 +85,7 @@ def report(ctx: Context) -> StatusReport:
         if problem:
             problems.append(f"service {name} is {problem}")
     result = StatusReport(project=ctx.project.name, backend=ctx.services.backend, services=services,
-                          problems=problems)
+                          problems=problems, unapplied_change=stack.unapplied_change(ctx))
     try:
         result.migrations = info = migrations.status(ctx)
         result.orphans = orphans.trace(ctx, info)

@@ -90,6 +90,8 @@ def main_options(
                                                help="Project directory (default: where the compose file is)."),
     file: Optional[List[Path]] = typer.Option(None, "-f", "--file", help="Compose file (repeatable)."),
     project_name: Optional[str] = typer.Option(None, "-p", "--project-name", help="Compose project name."),
+    profile: Optional[List[str]] = typer.Option(None, "--profile", help="Compose profile to enable (repeatable; "
+                                                "COMPOSE_PROFILES works too)."),
     service: Optional[str] = typer.Option(None, "--service", envvar="DEVTOOL_SERVICE",
                                           help="The backend service (default: auto-detected)."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show compose and container output."),
@@ -99,7 +101,7 @@ def main_options(
     from toolkit.output import Output
 
     settings = Settings(project_dir=project_dir, compose_files=list(file or []), project_name=project_name,
-                        backend_service=service, verbose=verbose)
+                        profiles=list(profile or []), backend_service=service, verbose=verbose)
     given = given_options(ctx, {"project_dir": "project_dir", "file": "compose_files",
                                  "project_name": "project_name", "service": "backend_service"})
 

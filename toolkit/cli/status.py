@@ -28,6 +28,9 @@ def render(out, report) -> None:
               [Column("Service", identifier=True), Column("State"), Column("Health"),
                Column("Container", identifier=True)],
               [[s.service, s.state, s.health or "-", s.container or "-"] for s in report.services])
+    if report.unapplied_change:
+        out.warn(f"{report.unapplied_change}: the containers still run the old configuration (what follows is "
+                 "theirs); `devtool up` applies it.")
     info = report.migrations
     hint = None
     if info is None:
