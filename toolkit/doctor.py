@@ -61,13 +61,11 @@ def run_checks(ctx: Context, *, deep: bool = True) -> list[Check]:
         add("Compose", False, exc.message, exc.hint or "")
         return skipped(*later[1:])
     try:
-        project = ctx.project
-        verdict = compose.run(project, ["config", "--quiet"])  # compose's own validation, not only YAML
-        if verdict.returncode != 0:
-            problem = (verdict.stderr.strip().splitlines() or ["invalid"])[-1]
-            raise DevtoolError(f"{project.files[0].name} is not a valid compose file: {problem}",
-                               hint="`docker compose config` shows the whole reading.")
-        add("Compose file", True, f"{', '.join(str(f) for f in project.files)} (project {project.name})")
+        project = ctx.project  # compose's own reading (docker compose config), not only YAML
+        notes = "".join(f"; compose warns: {w}" for w in project.warnings)
+        profiles = f", profiles {', '.join(project.profiles)}" if project.profiles else ""
+        add("Compose file", True, f"{', '.join(str(f) for f in project.files)} (project {project.name}{profiles})"
+            f"{notes}")
     except DevtoolError as exc:
         add("Compose file", False, exc.message, exc.hint or "")
         return skipped(*later[2:])
@@ -85,16 +83,42 @@ def run_checks(ctx: Context, *, deep: bool = True) -> list[Check]:
     return checks
 
 
+def _migrations_folder_check(ctx: Context, directory: str, not_writable: Any, add: Any) -> None:
+    """Where the folder is, whether the backend's user may write it, and whether the host shares it (a bind
+    mount) or devtool copies through the engine."""
+    folder = ctx.target.source(start=False).folder
+    if not_writable is not None:
+        (uid, gid), (owner, group) = not_writable.user, not_writable.owner
+        host = ctx.target.host_path(not_writable.path) if folder.shared else None
+        add("Migrations folder", False, f"{directory}: the backend runs as uid {uid} (gid {gid}) and may not write "
+                                        f"new revision files into {not_writable.path} (owned by uid {owner}, gid "
+                                        f"{group}{f'; on the host {host}' if host else ''})",
+            f"`sudo chown -R {uid}:{gid} {host}`, or run the service as uid {owner} (`user:` in the compose file)."
+            if host else f"Let uid {uid} write it in the image (`COPY --chown={uid}:{gid}`), or run the service as "
+                         f"uid {owner} (`user:` in the compose file).")
+    elif folder.shared:
+        host = ctx.target.host_path(directory)
+        add("Migrations folder", True, f"{directory}" + (f" (shared with the host: {host})" if host else ""))
+    elif folder.host is not None:
+        add("Migrations folder", True, f"{directory} in the container is not shared with the host (no bind mount): "
+                                       f"devtool copies revision files to and from {folder.host}")
+    else:
+        add("Migrations folder", False, f"{directory} in the container is not shared with the host, and devtool cannot "
+                                        f"tell where it is there: {folder.problem}",
+            "Set migrations_dir in [tool.devtool] (relative to the backend's build context), or bind-mount the "
+            "backend's source.")
+
+
 def first_failure(checks: list[Check]) -> Check | None:
     return next((c for c in checks if c.ok is False), None)
 
 
 def _containers_check(ctx: Context, add: Any) -> bool:
     from toolkit.engine import service_containers
-    from toolkit.stack import service_problem
+    from toolkit.stack import active_containers, service_problem, unapplied_change
 
     try:
-        containers = ctx.containers()
+        containers = active_containers(ctx)
     except DevtoolError as exc:  # another checkout's stack: nothing here is this checkout's
         return add("Containers running and healthy", False, exc.message, exc.hint or "")
     bad = []
@@ -103,6 +127,9 @@ def _containers_check(ctx: Context, add: Any) -> bool:
         problem = service_problem(ctx, name, mine[0] if mine else None)
         if problem:
             bad.append(f"{name}: {problem}")
+    change = None if bad else unapplied_change(ctx)
+    if change:
+        bad.append(f"{change}; the containers run the old configuration")
     return add("Containers running and healthy", not bad, "; ".join(bad) or f"{len(containers)} running",
                "Run `devtool up` (it shows the failing service's logs).")
 
@@ -131,7 +158,7 @@ def _backend_checks(ctx: Context, add: Any) -> None:
             add(name, None, "not checked: an earlier check failed")
         return
     add("App loads in the backend", True, "yes")
-    add("Migrations folder", True, status.directory)
+    _migrations_folder_check(ctx, status.directory, status.not_writable, add)
     reachable = status.database_error is None
     database = status.database
     add("Database reachable from the backend", reachable,

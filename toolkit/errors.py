@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     CHECKS_FAILED = 15  # `devtool doctor`: at least one check failed
     ORPHANED = 16  # the database is at a revision this checkout does not have (after a git checkout): `devtool sync`
     CANNOT_DOWNGRADE = 17  # `devtool sync`: no copy of a revision to downgrade anywhere, or its downgrade failed
+    PERMISSION_DENIED = 18  # a folder devtool or the backend's user must write is not writable (ownership)
     DATABASE_UNAVAILABLE = 20  # the app's database cannot be reached or read (which database, the driver's reason)
     STATUS_BROKEN = 21  # `devtool status`: something it shows is broken
     REVISION_FILE = 22  # a migrations file cannot be read, or the history refers to a revision no file defines

@@ -258,9 +258,9 @@ def _applied_after_review(generated: MigrationResult, applied: MigrationResult) 
 
 
 def _add_host_paths(ctx: Context, result: MigrationResult) -> None:
-    """Paths the user can open: where the container's files lie on the host."""
+    """Paths the user can open: where the container's files lie on the host (None: in the container only)."""
     for revision in (result.revision, result.merged):
         if revision is not None:
             revision.host_path = ctx.target.host_path(revision.path)
     for model in result.fixed_imports:
-        model.fixed_in = ctx.target.host_path(model.fixed_in)
+        model.fixed_in = ctx.target.host_path(model.fixed_in) or model.fixed_in

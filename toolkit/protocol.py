@@ -31,6 +31,7 @@ from toolkit.errors import DevtoolError, ExitCode
 AGENT_PACKAGE = Path(__file__).with_name("agent")
 MISSING_EXIT = 97  # the bootstrap found no trusted copy of this agent version: send it, then run again
 MISSING_MARK = "devtool-agent-missing"
+LOST_WAIT = 3.0  # seconds the engine gets to notice that a container ended after its command was killed
 
 # Runs its arguments with the Python that runs `flask` (venv, system Python or a uv-managed .venv), else python3.
 LAUNCHER = (
@@ -115,6 +116,8 @@ ERRORS = {
     ErrorCode.SNAPSHOT_MISMATCH: (ExitCode.SNAPSHOT_FAILED, "Restore it where it came from, or take a snapshot of this "
                                                             "database first; nothing was changed."),
     ErrorCode.SNAPSHOT_FAILED: (ExitCode.SNAPSHOT_FAILED, "Nothing was changed; `devtool -v` shows more."),
+    ErrorCode.NOT_WRITABLE: (ExitCode.PERMISSION_DENIED, "Give the folder to the backend's user, or run the service "
+                                                         "as the folder's owner (`user:` in the compose file)."),
 }
 
 
@@ -162,10 +165,11 @@ def agent_command(request: Request) -> list[str]:
 class Agent:
     """devtool's agent in one container: `call` for a typed result, `flask` for streamed passthrough."""
 
-    def __init__(self, ctx: Any, container: Any, *, on_lost: Callable[[Any], None] | None = None,
-                 host_path: Callable[[str], str] | None = None) -> None:
+    def __init__(self, ctx: Any, container: Any, *, on_lost: Callable[..., None] | None = None,
+                 source: Any = None, host_path: Callable[[str], str] | None = None) -> None:
         self.ctx, self.container = ctx, container
-        self.on_lost = on_lost  # explains a container that stopped under the agent (raises)
+        self.on_lost = on_lost  # on_lost(container, wait=seconds): explains a container that stopped or restarted
+        self.source = source  # the target's SourceFiles: host files in before a request, its writes out after
         self.stopped: str | None = None  # the signal that told the request under way to stop
         self.host_path = host_path  # where a file the container names lies on the host
 
@@ -193,7 +197,7 @@ class Agent:
             request.lock_retries = settings.lock_retries
         return request
 
-    def _run(self, request: Request, on_output: Callable[[bytes | None, bytes | None], None]) -> int:
+    def _run(self, request: Request, on_output: Callable[[bytes | None, bytes | None], None]) -> int | None:
         """Run the request; send the agent first when the container lacks this version."""
         command = agent_command(self._prepared(request))
         for attempt in (1, 2):
@@ -205,12 +209,25 @@ class Agent:
                     err = err.replace(MISSING_MARK.encode() + b"\n", b"") or None
                 on_output(out, err)
 
-            code = exec_stream(self.ctx.client, self.container.id, command, on_output=filtered, stdin=True,
-                               on_stop=self._stopping)
+            try:
+                code = exec_stream(self.ctx.client, self.container.id, command, on_output=filtered, stdin=True,
+                                   on_stop=self._stopping)
+            except DevtoolError:
+                self._lost(None)  # the engine refused: a container that stopped or restarts is the real cause
+                raise
             if code != MISSING_EXIT or not missing or attempt == 2 or self.stopped:
                 return code
             self._send()
         return code
+
+    def _lost(self, code: int | None = 0) -> None:
+        """Raise the real cause when the container stopped or restarted; a killed process (no exit code, a
+        signal's, or the runtime's 126/127 for an exec into a dying container) gives the engine a moment to
+        notice its container's end."""
+        if self.on_lost is not None:
+            killed = code is None or code < 0 or code >= 126
+            with self.ctx.out.status(f"Checking whether container {self.container.name} is still running…"):
+                self.on_lost(self.container, wait=LOST_WAIT if killed else 0.0)
 
     def _send(self) -> None:
         from docker.errors import APIError
@@ -220,6 +237,7 @@ class Agent:
         try:
             self.ctx.client.api.put_archive(self.container.id, "/tmp", agent_archive(agent_id, files))
         except APIError as exc:
+            self._lost()
             raise DevtoolError(f"Cannot copy devtool's agent into container {self.container.name} (/tmp): "
                                f"{exc.explanation or exc}.", exit_code=ExitCode.STACK_FAILED,
                                hint="devtool needs a writable /tmp in the backend container.") from None
@@ -234,6 +252,33 @@ class Agent:
     def call(self, request: Request) -> Any:
         """Run one request and return its typed result; a failure becomes a DevtoolError with its exit code.
         Stopped by a signal, it says what the agent did (or that it left without knowing) and exits 130."""
+        if self.source is not None:
+            self.source.before(request)
+        try:
+            result = self._call(request)
+        except DevtoolError:
+            self._copy_out(request, failed=True)  # a revision kept after a failed upgrade must reach the host too
+            raise
+        self._copy_out(request, [m.fixed_in for m in getattr(result, "fixed_imports", None) or [] if m.fixed_in])
+        return result
+
+    def _copy_out(self, request: Request, extra: list[str] = (), *, failed: bool = False) -> None:
+        """What the request wrote, onto the host (targets/source.py). After a failure, a copy that fails too is
+        a warning: the first failure is the one to report."""
+        if self.source is None or not self._container_up():
+            return
+        try:
+            self.source.after(request, list(extra))
+        except DevtoolError as exc:
+            if not failed:
+                raise
+            self.ctx.out.warn(exc.message)
+
+    def _container_up(self) -> bool:
+        """Whether files can still be copied out (not after the container was found stopped)."""
+        return self.container.status == "running"
+
+    def _call(self, request: Request) -> Any:
         stdout = bytearray()
         progress = _Lines(self.ctx, self.keep)
 
@@ -257,15 +302,12 @@ class Agent:
             self._no_result(code, progress.tail())
         if self.ctx.settings.verbose and text[:marker].strip():
             self.ctx.out.raw(text[:marker].encode(), stderr=True)
-        answer = json.loads(text[marker + len(RESULT_MARK):].splitlines()[0])
-        if not answer["ok"]:
-            raise failure_error(self._for_the_user(decode(Failure, answer["failure"])))
-        result = decode(RESULTS[type(request)], answer["result"])
+        result = self._answer(request, text[marker + len(RESULT_MARK):])
         if self.stopped:
             raise DevtoolError(f"Interrupted ({self.stopped}) after devtool's agent had finished: "
                                f"{_finished(result)}; nothing else was started.",
                                hint=ERRORS[ErrorCode.INTERRUPTED][1], exit_code=ExitCode.INTERRUPTED,
-                               data=dataclasses.asdict(result))
+                               data=dataclasses.asdict(result) if result is not None else {})
         return result
 
     def _for_the_user(self, failure: Failure) -> Failure:
@@ -279,28 +321,63 @@ class Agent:
             failure.hint = unreachable_hint(self.ctx, failure.database, failure.error or failure.message)
         return failure
 
-    def _no_result(self, code: int, log: str) -> None:
-        if self.on_lost is not None:
-            self.on_lost(self.container)  # raises when the container is gone: that is the real cause
+    def _answer(self, request: Request, line: str) -> Any:
+        answer = json.loads(line.strip().splitlines()[0])
+        if answer["ok"]:
+            return decode(RESULTS[type(request)], answer["result"]) if type(request) in RESULTS else None
+        failure = decode(Failure, answer["failure"])
+        if failure.code == ErrorCode.NOT_WRITABLE:
+            raise not_writable_error(failure, self.container, self.source)
+        raise failure_error(self._for_the_user(failure))
+
+    def _no_result(self, code: int | None, log: str) -> None:
+        self._lost(code)  # raises when the container stopped or restarted: that is the real cause
         raise DevtoolError(f"devtool's agent ended without an answer in container {self.container.name} "
                            f"(exit code {code}).", detail=log or None, exit_code=ExitCode.MIGRATION_FAILED,
                            hint="Does the container have Python with Flask installed? Run with -v for details.")
 
     def flask(self, args: list[str]) -> int:
-        """`flask ARGS` in the container, output streamed live, exit code returned."""
+        """`flask ARGS` in the container, output streamed live, exit code returned. A refusal of the agent's own
+        (a folder it may not write) comes back as its result line and is raised."""
+        request = FlaskRequest(args=args)
+        if self.source is not None:
+            self.source.before(request)
         marked = _KeepLines(self.keep, lambda line: self.ctx.out.debug(line.decode("utf-8", "replace")))
+        mark, answer, answering = RESULT_MARK.encode(), bytearray(), []
+
+        def stream(out: bytes | None, err: bytes | None) -> None:
+            if out and not answering and mark in out:
+                out, _, rest = bytes(out).partition(mark)
+                answering.append(True)
+                answer.extend(rest)
+            elif out and answering:
+                answer.extend(out)
+                out = None
+            self._stream(out, err, marked)
+
         try:
-            code = self._run(FlaskRequest(args=args), lambda out, err: self._stream(out, err, marked))
+            code = self._run(request, stream)
         except Abandoned as exc:
             raise _abandoned(exc, f"flask {' '.join(args)}") from None
         rest = marked.flush()
         if rest:
             self.ctx.out.raw(rest, stderr=True)
+        if answering:
+            self._answer(request, answer.decode("utf-8", "replace"))  # raises: the agent refused
+            return 0
         if self.stopped:
             raise DevtoolError(f"Interrupted ({self.stopped}): `flask {' '.join(args)}` stopped in the container (exit "
                                f"code {code}); a revision under way committed or rolled back whole, and nothing after "
                                "it ran.", hint=ERRORS[ErrorCode.INTERRUPTED][1], exit_code=ExitCode.INTERRUPTED)
-        return code
+        if code != 0:
+            self._lost(code)  # raises when the container stopped or restarted under flask
+        if code is None or code < 0 or code > 128:
+            signal = f", signal {code - 128}" if code and code > 128 else ""
+            self.ctx.out.warn(f"`flask {' '.join(args)}` was killed in container {self.container.name} (exit code "
+                              f"{code}{signal}{': out of memory?' if code == 137 else ''}).")
+        if self.source is not None:
+            self.source.after(request)
+        return 1 if code is None or code < 0 else code
 
     def _stream(self, out: bytes | None, err: bytes | None, marked: "_KeepLines") -> None:
         if out:
@@ -435,6 +512,40 @@ def _finished(result: Any) -> str:
     if revision is not None and not any(r.id == revision.id for r in applied or []):
         parts.append(f"revision file {revision.host_path or revision.path} written, not applied")
     return ", ".join(parts) if hasattr(result, "applied") else "the request was complete"
+
+
+def not_writable_error(failure: Failure, container: Any, source: Any) -> DevtoolError:
+    """The folder, who the backend runs as, who owns the folder (on the host too, where devtool can see it), and
+    the fix."""
+    uid, gid = (failure.user or [None, None])[:2]
+    owner_uid, owner_gid = (failure.owner or [None, None])[:2]
+    host = source.host_path(failure.path) if source is not None and failure.path else None
+    shared = host is not None and source.through_mounts(failure.path) is not None
+    where = ""
+    if shared and os.path.exists(host):
+        info = os.stat(host)
+        where = f"; on the host it is {host}, owned by {_user_name(info.st_uid)} (uid {info.st_uid})"
+    elif host:
+        where = f"; the host's copy is {host}"
+    message = (f"{failure.message}. The backend (container {container.name}) runs as uid {uid} (gid {gid}); the "
+               f"folder belongs to uid {owner_uid} (gid {owner_gid}){where}. Nothing was written.")
+    if shared:
+        hint = (f"Give the folder to the container's user: `sudo chown -R {uid}:{gid} {host}`; or run the service "
+                f"as the folder's owner: `user: \"{owner_uid}:{owner_gid}\"` in the compose file.")
+    else:
+        hint = (f"Let uid {uid} write it in the image (`COPY --chown={uid}:{gid} ...` in the Dockerfile), or run "
+                f"the service as uid {owner_uid} (`user:` in the compose file).")
+    return DevtoolError(message, hint=hint, exit_code=ExitCode.PERMISSION_DENIED,
+                        data={k: v for k, v in dataclasses.asdict(failure).items() if v})
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def failure_error(failure: Failure) -> DevtoolError:

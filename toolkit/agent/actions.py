@@ -21,15 +21,16 @@ from .dialects import (connection_environment, connection_lost, database_copies,
                        file_snapshots, linter, migration_lock, server_version)
 from .files import Written, database_files, hand_over_all, watch_files
 from .models import add_imports, load_modules, unloaded_models
-from .protocol import (COPY_PREFIX, DEBUG_MARK, FLASK_DATABASE_LOST, REHEARSAL_PREFIX, BindState, CommandsResult,
-                       ConnectionResult, CopyResult, Database, DatabaseTarget, DropResult, ErrorCode,
+from .protocol import (COPY_PREFIX, DEBUG_MARK, FLASK_DATABASE_LOST, REHEARSAL_PREFIX, WRITING_SUBCOMMANDS, BindState,
+                       CommandsResult, ConnectionResult, CopyResult, Database, DatabaseTarget, DropResult, ErrorCode,
                        FileSnapshotResult, LintedRevision, LintResult, LintRule, MigrationResult, ModelChange,
                        PendingRevision, Phase, RehearsalResult, ReplayResult, ReplayStep, Revision, RevisionsResult,
-                       SnapshotDatabase, Status, StatusResult)
+                       SnapshotDatabase, Status, StatusResult, Unwritable)
 from .rehearsal import Recorder
 from .render import upgrade_sql
 from .review import needs_review, read_source
 from .sync import kept_versions, known, orphan_chain, orphans, pending_after, refuse_orphans, review_downgrades
+from .writable import not_writable, require_writable, unwritable
 
 
 def migrate(request) -> MigrationResult:
@@ -37,10 +38,15 @@ def migrate(request) -> MigrationResult:
     request does not approve stop the run before anything flagged is applied (a new file is kept)."""
     session = Session(request)
     stop_if_client_gone([], "anything started (the app was loading)")
+    require_writable(versions_folder(session.directory), "Cannot write revision files")  # before anything is done
     result = MigrationResult(status=Status.NO_CHANGES, database=session.database())
     missing, packages, result.unscanned_modules = unloaded_models(session.db)
     if missing and request.fix_imports:
-        left, looked = add_imports(packages, missing)
+        try:
+            left, looked = add_imports(packages, missing)
+        except PermissionError as exc:
+            raise not_writable(exc.filename or os.path.dirname(packages[0].__file__),
+                               "Cannot add the missing imports")
         result.fixed_imports = [m for m in missing if m.fixed_in]
         if left:
             raise fail(ErrorCode.MODELS_NOT_IMPORTED, "Models defined but never loaded by the app, and --fix-imports "
@@ -191,6 +197,12 @@ def _limits(request) -> Limits:
                   lock_retries=request.lock_retries)
 
 
+def versions_folder(directory: str) -> str:
+    """Where Alembic writes new revision files (the migrations folder itself before `versions/` exists)."""
+    versions = os.path.join(directory, "versions")
+    return versions if os.path.isdir(versions) else directory
+
+
 def _stop_for_review(result: MigrationResult, revisions: List[PendingRevision], approved: List[str]) -> bool:
     """Add the flagged changes and the lint findings of `revisions` to the review; True (status needs_review)
     if a flagged change or a lint error is not approved. On a database at base (a new one) lint errors do not
@@ -258,6 +270,8 @@ def _generate(session, message: str, applied: List[Revision], current: List[str]
         _remove(new)
         if connection_lost(None, exc):
             raise database_lost(error_text(exc), applied)
+        if isinstance(exc, PermissionError):
+            raise not_writable(exc.filename or session.directory, "Cannot write the revision file")
         unreadable = file_failure(exc, [session.directory])
         if unreadable is not None and unreadable.failure.path not in new:  # env.py, or another revision file
             unreadable.failure.message += ". No revision file was written. " + so_far(applied, current)
@@ -331,6 +345,10 @@ def status(request) -> StatusResult:
     result = StatusResult(heads=session.heads(script), database=session.database(), directory=session.directory)
     if request.models:
         result.unloaded_models, _, result.unscanned_modules = unloaded_models(session.db)
+    folder = unwritable(versions_folder(session.directory))
+    if folder is not None:
+        info = os.stat(folder)
+        result.not_writable = Unwritable(folder, [os.geteuid(), os.getegid()], [info.st_uid, info.st_gid])
     try:
         result.current = session.current()
     except AgentError as exc:
@@ -611,6 +629,8 @@ def flask(request) -> None:
     from flask import cli as flask_cli
 
     watched = {}
+    args = list(request.args)
+    writes = args[:1] == ["db"] and args[1:2] != [] and args[1] in WRITING_SUBCOMMANDS
     applied: List[str] = []  # revisions this command applied upwards (each commits on its own)
 
     def record(ctx, step, heads, run_args) -> None:
@@ -619,9 +639,10 @@ def flask(request) -> None:
 
     def watch(directory: str) -> None:
         directory = os.path.abspath(directory)
+        if writes:  # a clear refusal before flask writes anything (not a PermissionError traceback)
+            require_writable(versions_folder(directory), "Cannot write revision files")
         watched.setdefault(directory, Written(directory))
 
-    args = list(request.args)
     for index, arg in enumerate(args[:args.index("--")] if "--" in args else args):  # `-d DIR` given to flask db
         if arg in ("-d", "--directory") and index + 1 < len(args):
             watch(args[index + 1])

@@ -28,6 +28,7 @@ LOCK_KEY = 72731001  # the Postgres advisory lock every devtool migration takes
 COPY_PREFIX = "devtool_snap_"  # snapshot copies inside the database server: COPY_PREFIX + token
 REHEARSAL_PREFIX = "devtool_rh_"  # a rehearsal's copy: REHEARSAL_PREFIX + <unix time>_<hex>, dropped when done
 SNAPSHOT_MARK = "devtool-snapshot "  # a copy's COMMENT: this mark, then the snapshot's metadata as JSON
+WRITING_SUBCOMMANDS = ("init", "revision", "migrate", "merge", "edit")  # `flask db ...` that write revision files
 
 
 class Status:
@@ -85,6 +86,7 @@ class ErrorCode:
     SNAPSHOT_MISSING = "snapshot_missing"  # the snapshot's copy is no longer on the database server
     SNAPSHOT_MISMATCH = "snapshot_mismatch"  # the snapshot was taken from another database than the app's
     SNAPSHOT_FAILED = "snapshot_failed"  # the server refused the copy, the restore or the drop
+    NOT_WRITABLE = "not_writable"  # the agent's user may not write a folder it must write (path, user, owner)
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -199,6 +201,15 @@ class UnloadedModel:
     file: Optional[str] = None
     import_line: str = ""
     fixed_in: Optional[str] = None  # --fix-imports: the file the import line was added to
+
+
+@dataclass
+class Unwritable:
+    """A folder the agent's user may not create files in."""
+
+    path: str
+    user: List[int]  # [uid, gid] the agent runs as
+    owner: List[int]  # [uid, gid] of the folder
 
 
 @dataclass
@@ -458,6 +469,7 @@ class StatusResult:
     dialect: Optional[str] = None  # postgresql, mysql, mariadb, sqlite: the server devtool talked to
     server_version: Optional[str] = None  # known once the database was reached
     binds: List[BindState] = field(default_factory=list)  # a multi-database app's other databases
+    not_writable: Optional[Unwritable] = None  # set when the agent's user may not write new revision files
 
 
 @dataclass
@@ -597,6 +609,8 @@ class Failure:
     database: Optional[Database] = None  # the database that could not be reached
     hint: Optional[str] = None  # a next step for this very failure (otherwise the code's own hint applies)
     blockers: List[str] = field(default_factory=list)  # the sessions that held the lock a revision waited for
+    user: Optional[List[int]] = None  # [uid, gid] the agent runs as (a folder it may not write)
+    owner: Optional[List[int]] = None  # [uid, gid] of that folder
 
 
 RESULTS = {MigrateRequest: MigrationResult, UpgradeRequest: MigrationResult, StatusRequest: StatusResult,

@@ -96,7 +96,7 @@ def render(out, result) -> None:
         out.info(f"The database was behind: applied {revision.id} ({revision.message}) first.")
     show_changes(out, "Detected changes", result.changes)
     revision = result.revision
-    out.info(f"Revision {revision.id}: {revision.host_path}")
+    out.info(f"Revision {revision.id}: {revision.host_path or revision.path + ' (in the container only)'}")
     if result.status == Status.GENERATED:
         out.success(f"Revision {revision.id} written (not applied: --no-upgrade). Apply with `devtool db upgrade`.")
     else:

@@ -1,5 +1,6 @@
-"""The compose target: the backend service's running container (the stack is started when needed), devtool's
-agent in it, and the host paths behind its bind mounts. Resolved once per command and kept."""
+"""The compose target: the backend service's running container (the stack is brought up to date when needed),
+devtool's agent in it, and its files on the host (bind mounts, or copies through the engine when the source is
+baked into the image: targets/source.py). Resolved once per command and kept."""
 
 from __future__ import annotations
 
@@ -10,35 +11,36 @@ from toolkit import stack
 from toolkit.engine import SIDECAR_LABEL, Sidecar, fetch_file, inside, put_private, sidecar, service_containers
 from toolkit.masking import masker
 from toolkit.protocol import Agent
+from toolkit.targets.source import SourceFiles
 
 
 class ComposeTarget:
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self._backend: Any = None
+        self._source: SourceFiles | None = None
 
     def backend(self, *, start: bool = True) -> Any:
-        """The backend's running container; with `start`, the stack is brought up first if needed."""
+        """The backend's running container; with `start`, the stack is brought up (to date) first."""
         if self._backend is None:
             self._backend = stack.service_container(self.ctx, self.ctx.services.backend, start=start)
             masker.learn_environment(self._backend.attrs.get("Config", {}).get("Env") or [])
         return self._backend
 
-    def agent(self, *, start: bool = True) -> Agent:
-        return Agent(self.ctx, self.backend(start=start), on_lost=lambda c: stack.explain_stopped(self.ctx, c),
-                     host_path=self.host_path)
+    def source(self, *, start: bool = True) -> SourceFiles:
+        """The backend's migrations folder on the host and in the container."""
+        if self._source is None:
+            self._source = SourceFiles(self.ctx, self.backend(start=start))
+        return self._source
 
-    def host_path(self, path: str) -> str:
-        """Where a file the backend container wrote lies on the host, through its bind mounts."""
-        best = None
-        for mount in self.backend().attrs.get("Mounts") or []:
-            target = mount.get("Destination", "").rstrip("/")
-            if mount.get("Type") == "bind" and (path == target or path.startswith(target + "/")):
-                if best is None or len(target) > len(best[0]):
-                    best = (target, mount["Source"])
-        if best is None:
-            return path
-        return best[1].rstrip("/") + path[len(best[0]):]
+    def agent(self, *, start: bool = True) -> Agent:
+        return Agent(self.ctx, self.backend(start=start), source=self.source(start=start),
+                     on_lost=lambda c, wait: stack.explain_stopped(self.ctx, c, wait=wait),
+                     host_path=lambda path: self.host_path(path) or path)
+
+    def host_path(self, path: str) -> str | None:
+        """Where a file the backend container wrote lies on the host (None: in the container only)."""
+        return self.source().host_path(path)
 
     @contextlib.contextmanager
     def sidecar(self, image: str, environment: dict[str, str]) -> Iterator[Sidecar]:
