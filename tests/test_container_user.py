@@ -15,7 +15,7 @@ from conftest import HOST_GID, HOST_UID, variant
 pytestmark = pytest.mark.docker
 
 NONROOT = variant("nonroot")
-PERMISSION_DENIED = 16
+PERMISSION_DENIED = 18
 
 
 @pytest.fixture(scope="module")
