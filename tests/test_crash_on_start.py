@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import pytest
 
-from conftest import FIXTURES, variant
+from conftest import FIXTURES, variant, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -55,7 +56,7 @@ def test_backend_restarted_by_its_restart_policy(crashing):
     _use(crashing, "restarts.yml")
     for args in (["migrate", "add posts"], ["db", "current"]):
         result = crashing.devtool(*args)
-        _answers_like_up(crashing, result, "exited", "RuntimeError: SECRET_KEY is not set")
+        _answers_like_up(crashing, result, "keeps exiting", "RuntimeError: SECRET_KEY is not set")
         assert "restart" in result.stderr and "exited with code 0" not in result.stderr
 
 
@@ -70,3 +71,59 @@ def test_backend_that_dies_while_a_command_runs_in_it(crashing):
                          "fatal: backend worker lost")
         assert "exit code 137" not in result.stderr and "was killed" not in result.stderr
     assert crashing.versions() == files and "posts" not in crashing.tables()
+
+
+def _backend_state(stack) -> dict:
+    """The backend container's State and RestartCount, as the engine reports them now."""
+    ids = stack.compose("ps", "-aq", "backend").stdout.split()
+    attrs = json.loads(subprocess.run(["docker", "inspect", ids[0]], capture_output=True, text=True).stdout)[0]
+    return dict(attrs["State"], RestartCount=attrs["RestartCount"])
+
+
+def _keeps_exiting(result, log_line: str = "RuntimeError: worker pool lost") -> None:
+    assert result.returncode == STACK_FAILED, (result.returncode, result.stdout, result.stderr)
+    assert "Service backend keeps exiting: its restart policy restarted it" in result.stderr, result.stderr
+    assert log_line in result.stderr  # the crash, from the runs before the current one
+    assert "devtool up --force" in result.stderr
+    assert "Python" not in result.stderr and "Stack" not in result.stdout
+
+
+def test_crash_loop_gives_the_same_answer_every_time(crashing):
+    """Issue 16 §3: a backend under `restart: always` that serves for two seconds, then exits. Whether the engine
+    shows it running (between two crashes) or restarting, every command says so, and `up --force` never says the
+    stack is up; once the cause is fixed, `up --force` restarts it and the migration goes through."""
+    _use(crashing, "loops.yml")
+    crash = crashing.backend_src / "crash"
+    crash.touch()
+    if not (crashing.backend_src / "app" / "models" / "post.py").exists():
+        crashing.add_test_model()  # when this test runs alone
+    files = crashing.versions()
+    # A fresh container: `up` watches a backend with a restart policy long enough to see it exit.
+    _keeps_exiting(crashing.devtool("up", "--force"))
+    for state in ("restarting", "running", "restarting", "running"):
+        wait_for(lambda: _backend_state(crashing)["Restarting"] == (state == "restarting")
+                 and _backend_state(crashing)["RestartCount"] > 0, timeout=90, what=f"the backend {state}")
+        doctor = crashing.devtool("doctor")
+        assert doctor.returncode == 15, (doctor.stdout, doctor.stderr)
+        assert "backend: exiting again and again" in doctor.stdout and "All checks pass" not in doctor.stdout
+        for args in (["migrate", "add posts"], ["db", "current"], ["up"]):
+            _keeps_exiting(crashing.devtool(*args))
+        status = crashing.devtool("status", "--json")
+        report = json.loads(status.stdout)
+        assert status.returncode == 21 and "service backend is exiting again and again" in report["problems"][0]
+        assert {s["service"]: s["restarts"] for s in report["services"]}["backend"] > 0
+        assert "keeps exiting" in report["migrations"]["error"]
+    forced = crashing.devtool("up", "--force")  # restarted afresh: it exits again while up watches it
+    assert "restarting it and watching it" in forced.stdout + forced.stderr
+    _keeps_exiting(forced)
+    assert crashing.versions() == files and "posts" not in crashing.tables()
+
+    crash.unlink()  # the fix: the next run serves for good, but the service did restart since it was started
+    _keeps_exiting(crashing.devtool("up"))
+    fixed = crashing.devtool("up", "--force")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "Stack" in fixed.stdout and _backend_state(crashing)["RestartCount"] == 0
+    migrated = crashing.devtool("migrate", "add posts")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "posts" in crashing.tables() and len(crashing.versions()) == len(files) + 1
+    assert crashing.devtool("doctor").returncode == 0

@@ -131,7 +131,8 @@ def _containers_check(ctx: Context, add: Any) -> bool:
     if change:
         bad.append(f"{change}; the containers run the old configuration")
     return add("Containers running and healthy", not bad, "; ".join(bad) or f"{len(containers)} running",
-               "Run `devtool up` (it shows the failing service's logs).")
+               "Run `devtool up` (it shows the failing service's logs; `devtool up --force` restarts a service that "
+               "keeps exiting, once its cause is fixed).")
 
 
 # What the agent looks at, in its order: a failure at one stage leaves the later ones not checked.

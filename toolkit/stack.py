@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 POLL_INTERVAL = 0.2
 BACKEND_SETTLE = 1.0  # seconds the backend must have stayed up after a (re)start
-MAX_RESTARTS = 3  # a service other than the backend may restart this often while it waits for its dependencies
+# A restart policy turns a crash into a container that runs again: a backend with one (and a service `up --force`
+# restarted because it kept exiting) must stay up this long before `up` says the stack is up.
+RESTART_SETTLE = 3.0
+RESTART_POLICIES = ("always", "unless-stopped", "on-failure")
 
 
 def up(ctx: Context, *, force: bool = False, settle: bool = True) -> list[Any]:
@@ -30,6 +33,7 @@ def up(ctx: Context, *, force: bool = False, settle: bool = True) -> list[Any]:
     on to exec into the backend skip it: a backend that dies under the exec is explained the same way."""
     project = ctx.project
     ctx.containers()  # an unreachable engine or another checkout's stack is reported as such, before compose runs
+    watch: set[str] = set()
     if not force:
         ready, change = _unchanged_and_ready(ctx)
         if ready is not None:
@@ -49,10 +53,25 @@ def up(ctx: Context, *, force: bool = False, settle: bool = True) -> list[Any]:
             detail=(_tail(result.stderr or "", 15) + ("\n" + failed if failed else "")).strip() or None,
             hint="Fix the error above; `devtool up -v` shows compose's full output.",
             exit_code=ExitCode.STACK_FAILED)
+    if force:
+        watch = _restart_looping(ctx)
     with ctx.out.status("Waiting for services to be healthy…"):
-        containers = wait_ready(ctx, settle=settle)
+        containers = wait_ready(ctx, settle=settle, watch=watch)
     _remember(ctx, containers)
     return containers
+
+
+def _restart_looping(ctx: Context) -> set[str]:
+    """`up --force`: restart (through the engine) the services whose restart policy restarted them since they were
+    started, so that Docker counts afresh, and return them: `up` watches them for RESTART_SETTLE seconds. This
+    is the way on after fixing the cause of a crash loop (the fix may need no new container)."""
+    looping = [c for c in active_containers(ctx) if restart_loop(c)]
+    for container in looping:
+        service = container.labels.get(SERVICE_LABEL, container.name)
+        ctx.out.info(f"Service {service} {restart_loop(container)}: restarting it and watching it for "
+                     f"{RESTART_SETTLE:.0f}s.")
+        container.restart()
+    return {c.labels.get(SERVICE_LABEL, c.name) for c in looping}
 
 
 def active_containers(ctx: Context) -> list[Any]:
@@ -61,8 +80,9 @@ def active_containers(ctx: Context) -> list[Any]:
     return [c for c in ctx.containers() if c.labels.get(SERVICE_LABEL) in ctx.project.services]
 
 
-def wait_ready(ctx: Context, *, settle: bool = True) -> list[Any]:
-    """Poll the engine until every container runs (and is healthy where it has a healthcheck), or fail clearly."""
+def wait_ready(ctx: Context, *, settle: bool = True, watch: set[str] = frozenset()) -> list[Any]:
+    """Poll the engine until every container runs (and is healthy where it has a healthcheck), or fail clearly.
+    `watch`: services that must also stay up RESTART_SETTLE seconds (restarted by `up --force`)."""
     deadline = time.monotonic() + ctx.settings.wait_timeout
     backend = _backend_hint(ctx)
     while True:
@@ -70,9 +90,9 @@ def wait_ready(ctx: Context, *, settle: bool = True) -> list[Any]:
         waiting = []
         for container in containers:
             service = container.labels.get(SERVICE_LABEL, container.name)
-            problem, busy = _readiness(container, service == backend, settle)
+            problem, busy = _readiness(container, service == backend, settle, watched=service in watch)
             if problem:
-                raise _service_failed(container, problem)
+                raise _service_failed(container, problem, looping=problem == restart_loop(container))
             if busy:
                 waiting.append(service)
         if containers and not waiting:
@@ -86,27 +106,50 @@ def wait_ready(ctx: Context, *, settle: bool = True) -> list[Any]:
         time.sleep(POLL_INTERVAL)
 
 
-def _readiness(container: Any, is_backend: bool, settle: bool) -> tuple[str | None, bool]:
-    """(what is wrong with the container, or None; whether it is still on its way)."""
+def _readiness(container: Any, is_backend: bool, settle: bool, *, watched: bool = False) -> tuple[str | None, bool]:
+    """(what is wrong with the container, or None; whether it is still on its way). The same container state
+    gives the same answer, whenever it is asked: a crash loop is a failure whether the engine shows the
+    container running between two crashes or waiting to be restarted."""
     state = container.attrs.get("State", {})
-    code, restarts = state.get("ExitCode"), container.attrs.get("RestartCount", 0)
+    code = state.get("ExitCode")
     status = health(container)
     if container.status in ("exited", "dead"):
         if code or is_backend:
             return f"exited with code {code}", False
         return None, False  # a one-shot job that did its work
-    if container.status == "restarting" and (is_backend or restarts >= MAX_RESTARTS):
-        return (f"exited with code {code} and keeps being restarted by its restart policy ({restarts} restart(s) "
-                "so far)"), False
+    loop = restart_loop(container)
+    if loop:
+        return loop, False
     if container.status == "paused":
         return "is paused (`docker compose unpause`)", False
     if status == "unhealthy":
         return "is unhealthy", False
-    if container.status in ("created", "restarting") or status == "starting":
+    if container.status == "created" or status == "starting":
         return None, True
-    if settle and is_backend and _running_for(container) < BACKEND_SETTLE:
+    if (settle and is_backend or watched) and _running_for(container) < _settle_time(container, watched):
         return None, True  # a backend that crashes on start must be seen exiting, not as up
     return None, False
+
+
+def restart_loop(container: Any) -> str | None:
+    """What to say of a container that its restart policy restarted since it was last started, or None. Docker
+    counts those restarts (RestartCount) and starts counting afresh whenever the container is started on
+    purpose (compose up, restart, start: by devtool or by hand), so a count above zero means the service
+    exited since it was started, whatever the engine shows at this instant (running again, or waiting to be
+    restarted). Such a service is broken, not up."""
+    if container.status == "restarting" or container.attrs.get("RestartCount"):
+        return f"keeps exiting: {_restarts(container)}"
+    return None
+
+
+def _restarts(container: Any) -> str:
+    count = container.attrs.get("RestartCount") or 0
+    return f"its restart policy restarted it {count} time{'s' if count != 1 else ''} since it was started"
+
+
+def _settle_time(container: Any, watched: bool) -> float:
+    policy = ((container.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+    return RESTART_SETTLE if watched or policy in RESTART_POLICIES else BACKEND_SETTLE
 
 
 def _running_for(container: Any) -> float:
@@ -144,6 +187,8 @@ def service_problem(ctx: Context, service: str, container: Any | None) -> str | 
     if container is None:
         return "not created"
     state = container.attrs.get("State", {})
+    if restart_loop(container) and container.status in ("running", "restarting"):
+        return f"exiting again and again ({_restarts(container)})"
     if container.status != "running":
         if (service != _backend_hint(ctx) and not ctx.project.has_healthcheck(service)
                 and container.status == "exited" and state.get("ExitCode") == 0):
@@ -174,12 +219,13 @@ def explain_stopped(ctx: Context, container: Any, *, wait: float = 0.0) -> None:
         code = container.attrs.get("State", {}).get("ExitCode")
         if container.status != "running":
             raise _service_failed(container, f"exited with code {code} while devtool was using it (now "
-                                             f"{container.status})")
+                                             f"{container.status})", looping=container.status == "restarting")
         restarted = _lifetime(container) != before
         if time.monotonic() >= deadline:
             if restarted:  # running again: Docker has forgotten the code it exited with
                 raise _service_failed(container, "exited while devtool was using it, and was restarted by its "
-                                                 f"restart policy ({container.attrs.get('RestartCount')} restart(s))")
+                                                 f"restart policy ({container.attrs.get('RestartCount')} restart(s))",
+                                      looping=True)
             return
         time.sleep(POLL_INTERVAL / 2)  # a restarted one that crashes again shows its exit code
 
@@ -189,10 +235,14 @@ def _lifetime(container: Any) -> tuple:
     return container.attrs.get("State", {}).get("StartedAt"), container.attrs.get("RestartCount")
 
 
-def _service_failed(container: Any, what: str) -> DevtoolError:
+def _service_failed(container: Any, what: str, *, looping: bool = False) -> DevtoolError:
+    """`looping`: the restart policy restarts it; its logs are those of its last runs (where the crash is), and
+    the way on restarts it (a container that has run again keeps its count until then)."""
     service = container.labels.get(SERVICE_LABEL, container.name)
-    return DevtoolError(f"Service {service} {what}.", detail=_logs(container),
-                        hint="Fix the cause in its logs above, then run `devtool up` again.",
+    again = (f"`devtool up --force` (it restarts {service} and watches it for {RESTART_SETTLE:.0f}s)" if looping
+             else "`devtool up` again")
+    return DevtoolError(f"Service {service} {what}.", detail=_logs(container, all_runs=looping),
+                        hint=f"Fix the cause in its logs above, then run {again}.",
                         exit_code=ExitCode.STACK_FAILED)
 
 
@@ -207,9 +257,10 @@ def _failed_services(ctx: Context, containers: list[Any], include: set[str] | No
     return "\n".join(parts)
 
 
-def _logs(container: Any, lines: int = 20) -> str:
-    """The last lines of the container's latest run (not of the runs a restart policy made before)."""
-    started = _started_at(container)
+def _logs(container: Any, lines: int = 20, *, all_runs: bool = False) -> str:
+    """The last lines of the container's latest run, or (`all_runs`) of its last runs: a container its restart
+    policy started again shows the crash only in the run before."""
+    started = None if all_runs else _started_at(container)
     since = {"since": int(started.timestamp())} if started is not None and started.year > 1 else {}  # seconds
     try:
         return container.logs(tail=lines, **since).decode("utf-8", "replace").rstrip() or "(no output)"
@@ -303,7 +354,11 @@ def service_container(ctx: Context, service: str, *, start: bool = True) -> Any:
     """The running container of a service (compose's pick: lowest number). With `start`, the stack is brought
     up to date first (started, or recreated where its configuration or image changed)."""
     containers = up(ctx, settle=False) if start else ctx.containers()
-    running = [c for c in service_containers(containers, service) if c.status == "running"]
+    mine = service_containers(containers, service)
+    for container in mine:  # running at this instant or not: the same answer every time
+        if restart_loop(container):
+            raise _service_failed(container, restart_loop(container), looping=True)
+    running = [c for c in mine if c.status == "running"]
     if not running:
         raise DevtoolError(f"Service {service} has no running container in project {ctx.project.name}.",
                            hint="Start the stack with `devtool up`.", exit_code=ExitCode.STACK_FAILED)

@@ -28,6 +28,7 @@ class ServiceState:
     state: str  # Docker's (running, exited, ...) or "not created"
     health: str | None
     container: str | None
+    restarts: int = 0  # by its restart policy since it was started: above 0 it keeps exiting (stack.restart_loop)
 
 
 @dataclass
@@ -80,7 +81,8 @@ def report(ctx: Context) -> StatusReport:
         mine = service_containers(containers, name)
         first = mine[0] if mine else None
         services.append(ServiceState(name, first.status if first else "not created",
-                                     health(first) if first else None, first.name if first else None))
+                                     health(first) if first else None, first.name if first else None,
+                                     restarts=first.attrs.get("RestartCount") or 0 if first else 0))
         problem = service_problem(ctx, name, first)
         if problem:
             problems.append(f"service {name} is {problem}")

@@ -8,7 +8,8 @@ import typer
 from toolkit.engine import SERVICE_LABEL, health
 
 
-def command(ctx: typer.Context, force: bool = typer.Option(False, "--force", help="Always run docker compose up.")):
+def command(ctx: typer.Context, force: bool = typer.Option(
+        False, "--force", help="Always run docker compose up, and restart a service that keeps exiting (then watch it).")):
     from toolkit import stack
 
     containers = stack.up(ctx.obj, force=force)
