@@ -9,7 +9,8 @@ from toolkit.engine import SERVICE_LABEL, health
 
 
 def command(ctx: typer.Context, force: bool = typer.Option(
-        False, "--force", help="Always run docker compose up, and restart a service that keeps exiting (then watch it).")):
+        False, "--force",
+        help="Always run docker compose up, and restart a service that keeps exiting (then watch it).")):
     from toolkit import stack
 
     containers = stack.up(ctx.obj, force=force)
