@@ -90,7 +90,8 @@ def wait_ready(ctx: Context, *, settle: bool = True, watch: set[str] = frozenset
         waiting = []
         for container in containers:
             service = container.labels.get(SERVICE_LABEL, container.name)
-            problem, busy = _readiness(container, service == backend, settle, watched=service in watch)
+            problem, busy = _readiness(container, service == backend, settle, watched=service in watch,
+                                       job=not ctx.project.has_healthcheck(service))
             if problem:
                 raise _service_failed(container, problem, looping=problem == restart_loop(container))
             if busy:
@@ -106,7 +107,8 @@ def wait_ready(ctx: Context, *, settle: bool = True, watch: set[str] = frozenset
         time.sleep(POLL_INTERVAL)
 
 
-def _readiness(container: Any, is_backend: bool, settle: bool, *, watched: bool = False) -> tuple[str | None, bool]:
+def _readiness(container: Any, is_backend: bool, settle: bool, *, watched: bool = False,
+               job: bool = True) -> tuple[str | None, bool]:
     """(what is wrong with the container, or None; whether it is still on its way). The same container state
     gives the same answer, whenever it is asked: a crash loop is a failure whether the engine shows the
     container running between two crashes or waiting to be restarted."""
@@ -114,9 +116,9 @@ def _readiness(container: Any, is_backend: bool, settle: bool, *, watched: bool 
     code = state.get("ExitCode")
     status = health(container)
     if container.status in ("exited", "dead"):
-        if code or is_backend:
+        if code or is_backend or not job:
             return f"exited with code {code}", False
-        return None, False  # a one-shot job that did its work
+        return None, False  # a one-shot job (no healthcheck) that did its work
     loop = restart_loop(container)
     if loop:
         return loop, False
@@ -335,7 +337,8 @@ def _unchanged_and_ready(ctx: Context) -> tuple[list[Any] | None, str | None]:
             return None, None
     backend = _backend_hint(ctx)
     for container in containers:
-        problem, busy = _readiness(container, container.labels.get(SERVICE_LABEL) == backend, False)
+        service = container.labels.get(SERVICE_LABEL)
+        problem, busy = _readiness(container, service == backend, False, job=not ctx.project.has_healthcheck(service))
         if problem or busy:
             return None, None
     images = _image_ids(ctx, containers)

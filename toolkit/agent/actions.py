@@ -680,6 +680,8 @@ def flask(request) -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
         code = 130
+    except AgentError:
+        raise  # devtool's own refusal (a folder it may not write): its result line, before flask wrote anything
     except Exception as exc:
         import traceback
 
