@@ -76,20 +76,13 @@ def _new_files(stack, before) -> set:
 # ---------------------------------------------------------------------------------------------- 14 §1
 
 
-def test_a_stopped_database_fails_check_status_doctor_and_migrate(s):
+def test_a_stopped_database_fails_status_and_doctor_and_check_reads_it_after_starting_it(s):
+    """status and doctor only look: a stopped database fails them. check and migrate act: like `devtool up`
+    they start what is stopped, then answer from the database itself (never a pass without reading it; a
+    database they cannot reach is exit 20: test_wrong_connection_settings...)."""
     s.add_model("post", POSTS_MODEL)
     versions = {p.name for p in s.versions()}
     s.compose("stop", "db")
-
-    check = s.devtool("check")
-    assert check.returncode == DATABASE, check.stderr
-    line = _one_clear_line(check)
-    assert "Cannot connect to the app's database devtool on db:5432 as devtool (postgresql)" in line
-    assert "the revision and the models were not compared" in line
-    assert "The database service db is exited: `devtool up` starts it" in line
-    assert "models match" not in check.stdout + check.stderr
-    report = json.loads(s.devtool("check", "--json").stdout)
-    assert (report["ok"], report["exit_code"], report["current"]) == (False, DATABASE, None)
 
     status = s.devtool("status")
     assert status.returncode == STATUS, status.stderr
@@ -102,10 +95,11 @@ def test_a_stopped_database_fails_check_status_doctor_and_migrate(s):
     failed = [c for c in doctor["checks"] if c["ok"] is False]
     assert [c["name"] for c in failed] == ["Containers running and healthy"] and "db: exited" in failed[0]["detail"]
 
-    migrate = s.devtool("migrate", "add posts")
-    assert migrate.returncode == DATABASE, migrate.stderr
-    assert "Cannot connect to the app's database" in _one_clear_line(migrate)
-    assert {p.name for p in s.versions()} == versions  # nothing written
+    check = s.devtool("check")
+    assert check.returncode == ExitCode.PENDING_MODEL_CHANGES, check.stderr  # read after starting db: the model
+    assert "posts" in check.stdout + check.stderr and "models match" not in check.stdout + check.stderr
+    assert "running" in s.compose("ps", "--format", "{{.State}}", "db").stdout
+    assert {p.name for p in s.versions()} == versions  # check writes nothing
 
 
 WRONG_SETTINGS = [  # (what, the app's database URL, the driver's words, the fix)
@@ -134,6 +128,12 @@ def test_wrong_connection_settings_name_the_database_the_reason_and_the_fix(s):
         reachable = next(c for c in doctor["checks"] if c["name"] == "Database reachable from the backend")
         assert reachable["ok"] is False and said in reachable["detail"] and fix in reachable["fix"], what
         assert "Wr0ng-Secret-pw" not in json.dumps(doctor)
+        if what == "wrong password":  # migrate stops before generating anything
+            before = {p.name for p in s.versions()}
+            migrate = s.devtool("migrate", "never written")
+            assert migrate.returncode == DATABASE, migrate.stderr
+            assert "Cannot connect to the app's database" in _one_clear_line(migrate)
+            assert {p.name for p in s.versions()} == before
     status = s.devtool("status")
     assert status.returncode == STATUS and "database cannot be read" in status.stderr
     sync = s.devtool("sync")  # never "up to date" about a database it could not read
