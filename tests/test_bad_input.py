@@ -73,6 +73,8 @@ STATIC_CASES = [
     Case("db without subcommand", ["db"], 2, "Usage: devtool db SUBCOMMAND"),
     Case("restore without a name", ["restore"], 2, "Name one snapshot, or pass --latest."),
     Case("invalid snapshot name", ["snapshot", "../etc/passwd"], 2, "Invalid snapshot name"),
+    Case("unknown snapshot, stack down", ["restore", "nosuch"], 12, "No snapshot nosuch", engine=True),
+    Case("no snapshot yet, stack down", ["restore", "--latest"], 12, "No snapshot of service backend", engine=True),
     Case("engine unreachable", ["status"], 4, "Cannot reach the Docker engine at unix:///nonexistent.sock",
          env={"DOCKER_HOST": "unix:///nonexistent.sock"}),
     Case("engine unreachable (tcp)", ["migrate", "m"], 4, "Cannot reach the Docker engine",

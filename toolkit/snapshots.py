@@ -379,8 +379,9 @@ def _lower(message: str) -> str:
 def restore(ctx: Context, name: str | None) -> Snapshot:
     """Put the service's database(s) back exactly as in the snapshot (tables made since included); `name`
     None: the service's newest. Works at any revision: nothing here reads the migrations."""
-    agent = ctx.target.agent()  # first: another checkout's stack is refused before its snapshots are looked at
-    snapshot = _named(ctx, name, "restoring") if name else _latest(ctx)
+    ctx.containers()  # first: another checkout's stack (or data) is refused before its snapshots are looked at
+    snapshot = _named(ctx, name, "restoring") if name else _latest(ctx)  # a wrong name starts nothing
+    agent = ctx.target.agent()
     with ctx.out.status(f"Restoring snapshot {snapshot.name}…"):
         if snapshot.kind == COPY:
             result = agent.call(RestoreCopyRequest(databases=snapshot.databases, token=uuid.uuid4().hex[:12],
