@@ -371,3 +371,20 @@ def review_and_lint(path: str, linter=None, render=None):
     writes for it, asked only when op.execute builds its SQL at run time."""
     source, tree = parse_file(path)
     return classify_tree(tree), (linter.lint(tree, source, render) if linter is not None else [])
+
+
+def reported_version(url, query: str) -> str:
+    """The version the database server at `url` reports to `query`, by connecting (the tools run beside the
+    backend must match it); a server devtool cannot reach is a failed snapshot, named."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(query)).scalar()
+    except Exception as exc:
+        raise fail(ErrorCode.SNAPSHOT_FAILED, "Cannot connect to database %s on %s: %s" % (
+            url.database, url.host, first_line(exc)), error=error_text(exc))
+    finally:
+        engine.dispose()

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from .app import error_text, fail, first_line, log
+from .app import error_text, fail, first_line, log, reported_version
 from .client import client_gone
 from .lint import Linter
 from .locks import FileLock, Locks, MySQLLock, NoLock, PostgresLock
@@ -364,18 +364,7 @@ class PostgresCopies:
 def postgres_connection(url) -> Tuple[Dict[str, str], Optional[str]]:
     """The libpq variables that reach the database as the app's URL does (pg_dump/pg_restore read them), and
     the server's version (the tools must match it); checked by connecting."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            version = connection.execute(text("SHOW server_version")).scalar()
-    except Exception as exc:
-        raise fail(ErrorCode.SNAPSHOT_FAILED, "Cannot connect to database %s on %s: %s" % (
-            url.database, url.host, first_line(exc)), error=error_text(exc))
-    finally:
-        engine.dispose()
+    version = reported_version(url, "SHOW server_version")
     return libpq_environment(url), version
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Tuple
 
-from .app import error_text, fail, first_line
-from .protocol import ErrorCode
+from .app import reported_version
 
 DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b", re.I)
 OWN = re.compile(r"\balembic_version\b", re.I)  # Alembic's bookkeeping, not the revision's statements
@@ -17,18 +16,7 @@ OWN = re.compile(r"\balembic_version\b", re.I)  # Alembic's bookkeeping, not the
 def mysql_connection(url) -> Tuple[Dict[str, str], Optional[str]]:
     """The environment a fixed tools script reads (MYSQL_PWD is the clients' own password variable, never an
     argument), and the server's version (checked by connecting)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            version = connection.execute(text("SELECT VERSION()")).scalar()
-    except Exception as exc:
-        raise fail(ErrorCode.SNAPSHOT_FAILED, "Cannot connect to database %s on %s: %s" % (
-            url.database, url.host, first_line(exc)), error=error_text(exc))
-    finally:
-        engine.dispose()
+    version = reported_version(url, "SELECT VERSION()")
     environment = {"DEVTOOL_DB_HOST": url.host or "localhost", "DEVTOOL_DB_PORT": str(url.port or 3306),
                    "DEVTOOL_DB_USER": url.username or "", "DEVTOOL_DB_NAME": url.database or ""}
     if url.password:
