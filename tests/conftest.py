@@ -92,6 +92,47 @@ def wait_for(condition, *, timeout: float = 60, interval: float = 0.2, what: str
         time.sleep(interval)
 
 
+def run_on_terminal(args: list[str], cwd: Path, *, env: dict | None = None, columns: int | None = None,
+                    answer: tuple[bytes, bytes] | None = None, timeout: float = 300) -> tuple[int, str]:
+    """devtool on a pseudo-terminal, as a person runs it: (exit code, what the screen showed). `columns`: the
+    terminal's real size (COLUMNS and LINES dropped); `answer` = (question, reply): the reply typed once the
+    question shows (a question that never comes fails the test)."""
+    import pty
+    import select
+
+    main, terminal = pty.openpty()
+    environment = {**os.environ, "NO_COLOR": "1", "TERM": "dumb"}
+    if columns:
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+        environment = {k: v for k, v in environment.items() if k not in ("COLUMNS", "LINES")}
+    run = subprocess.Popen([*DEVTOOL, *args], cwd=cwd, stdin=terminal, stdout=terminal, stderr=terminal,
+                           env=checkout_env({**environment, **(env or {})}), close_fds=True)
+    os.close(terminal)
+    seen, pending, deadline = b"", answer, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([main], [], [], 1)[0]:
+            continue
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if pending and pending[0] in seen:
+            os.write(main, pending[1] + b"\n")
+            pending = None
+    os.close(main)
+    if pending:
+        run.kill()
+    assert not pending, f"devtool never asked {pending[0]!r}:\n{seen.decode(errors='replace')}"
+    return run.wait(timeout=60), seen.decode(errors="replace")
+
+
 @dataclass(frozen=True)
 class Layout:
     """What differs between the stacks the tests run: files, names, folders, and the model a test adds."""

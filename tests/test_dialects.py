@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (DEVTOOL, FIXTURES, HOST_GID, HOST_UID, POSTS_MODEL, REPO, Layout, Stack, _image_created,
-                      checkout_env, wait_for)
+                      checkout_env, run_on_terminal, wait_for)
 
 pytestmark = pytest.mark.docker
 
@@ -369,7 +369,8 @@ def test_a_revision_failing_half_way_offers_the_snapshot_taken_before_it(db):
             assert db.fingerprint() == before
 
             # on a terminal devtool asks, and a yes puts the database back at once
-            code, screen = _on_terminal(db, ["migrate", "anything", "--yes"], b"now?", b"y")
+            code, screen = run_on_terminal(["migrate", "anything", "--yes"], db.root, env=db.env,
+                                           answer=(b"now?", b"y"))
             assert code == 28, screen
             assert "Restored snapshot" in screen and "as before this migration" in screen
         else:
@@ -377,38 +378,6 @@ def test_a_revision_failing_half_way_offers_the_snapshot_taken_before_it(db):
         assert db.fingerprint() == before
     finally:
         path.unlink()
-
-
-def _on_terminal(stack, args: list[str], question: bytes, answer: bytes) -> tuple[int, str]:
-    """devtool on a real terminal, answering its question like a person would: exit code and screen."""
-    import pty
-    import select
-    import time
-
-    main, terminal = pty.openpty()
-    run = subprocess.Popen([*DEVTOOL, *args], cwd=stack.root, stdin=terminal, stdout=terminal, stderr=terminal,
-                           env=checkout_env({**os.environ, **stack.env, "NO_COLOR": "1", "TERM": "dumb"}),
-                           close_fds=True)
-    os.close(terminal)
-    seen, answered, deadline = b"", False, time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if not select.select([main], [], [], 1)[0]:
-            continue
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if not answered and question in seen:
-            os.write(main, answer + b"\n")
-            answered = True
-    os.close(main)
-    if not answered:
-        run.kill()
-    assert answered, f"devtool never asked {question!r}:\n{seen.decode(errors='replace')}"
-    return run.wait(timeout=60), seen.decode(errors="replace")
 
 
 def test_the_lock_waits_for_a_running_migration(db):

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import POSTS_MODEL
+from conftest import POSTS_MODEL, run_on_terminal
 
 pytestmark = pytest.mark.docker
 
@@ -189,42 +189,16 @@ def test_secrets_are_masked_in_output(make_stack):
     assert outputs[1].returncode == 0, outputs[1].stderr
 
 
-def _run_in_pty(stack, args, answer):
-    """devtool on a real terminal: answer its confirmation prompt like a person would."""
-    import os
-    import pty
-    import time
-
-    from conftest import DEVTOOL, checkout_env
-
-    master, slave = pty.openpty()
-    run = subprocess.Popen([*DEVTOOL, *args], cwd=stack.root, stdin=slave, stdout=slave, stderr=slave,
-                           env=checkout_env({**os.environ, "NO_COLOR": "1", "TERM": "dumb"}), close_fds=True)
-    os.close(slave)
-    seen, answered, deadline = b"", False, time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if not answered and b"Apply it?" in seen:
-            os.write(master, answer + b"\n")
-            answered = True
-    os.close(master)
-    return run.wait(timeout=60), seen.decode(errors="replace")
-
-
 def test_confirmation_on_a_terminal(stack):
     user = stack.backend_src / "app/models/user.py"
     user.write_text(user.read_text().replace("    name = db.Column(db.String(255))",
                                              "    name = db.Column(db.String(255))\n"
                                              "    age = db.Column(db.Integer, nullable=False)"))
     before = stack.db_revision()
-    code, screen = _run_in_pty(stack, ["migrate", "add age"], b"n")
+    code, screen = run_on_terminal(["migrate", "add age"], stack.root, answer=(b"Apply it?", b"n"),
+                                   timeout=120)
     assert code == 8 and "Needs review" in screen and stack.db_revision() == before
-    code, screen = _run_in_pty(stack, ["migrate", "add age"], b"y")
+    code, screen = run_on_terminal(["migrate", "add age"], stack.root, answer=(b"Apply it?", b"y"),
+                                   timeout=120)
     assert code == 0, screen
     assert "age" in stack.psql("SELECT column_name FROM information_schema.columns WHERE table_name='users'")

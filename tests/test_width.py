@@ -8,14 +8,11 @@ tests at the end run devtool through a pseudo-terminal of 60 columns."""
 from __future__ import annotations
 
 import io
-import os
 import re
-import subprocess
-import time
 
 import pytest
 
-from conftest import DEVTOOL, checkout_env
+from conftest import run_on_terminal
 
 LONG_PATH = "/home/newcomer/projects/review/shop/templates/backend/migrations/versions/3f2a1b0c9d8e_drop_posts.py"
 
@@ -178,33 +175,10 @@ def test_doctor_and_config_at_60_columns_keep_paths_whole():
 def run_in_terminal(args: list[str], cwd, *, columns: int = 60, env: dict | None = None,
                     answer: tuple[bytes, bytes] | None = None) -> tuple[int, str]:
     """devtool on a pseudo-terminal of `columns` columns (its real size: no COLUMNS variable), answering one
-    prompt when `answer` = (prompt, reply)."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    run = subprocess.Popen([*DEVTOOL, *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
-                           env=checkout_env({**environment, "NO_COLOR": "1", "TERM": "xterm", **(env or {})}))
-    os.close(slave)
-    seen, deadline = b"", time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if answer and answer[0] in seen:
-            os.write(master, answer[1] + b"\n")
-            answer = None
-    os.close(master)
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", seen.decode(errors="replace"))
-    return run.wait(timeout=60), text
+    prompt when `answer` = (prompt, reply); the screen without escape sequences."""
+    code, screen = run_on_terminal(args, cwd, columns=columns, env={"TERM": "xterm", **(env or {})},
+                                   answer=answer, timeout=240)
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", screen)
 
 
 @pytest.mark.docker
